@@ -1,0 +1,12 @@
+//! The geometry and data types every uld crate shares: boxes in one
+//! convention, greedy NMS, CT volumes and typed errors.
+
+pub mod boxes;
+pub mod error;
+pub mod nms;
+pub mod volume;
+
+pub use boxes::{Box2, Box3};
+pub use error::{Error, Location, Result};
+pub use nms::nms;
+pub use volume::{Frame, Volume, WorldTransform};

@@ -1,0 +1,1 @@
+//! Readers for DeepLesion, NIfTI and DICOM, and the data pipeline of uld.
