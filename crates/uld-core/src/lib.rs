@@ -4,6 +4,7 @@
 pub mod boxes;
 pub mod error;
 pub mod nms;
+pub mod testdata;
 pub mod volume;
 
 pub use boxes::{Box2, Box3};
