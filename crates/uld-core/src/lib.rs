@@ -1,12 +1,14 @@
 //! The geometry and data types every uld crate shares: boxes in one
 //! convention, greedy NMS, CT volumes and typed errors.
 
+pub mod atomic;
 pub mod boxes;
 pub mod error;
 pub mod nms;
 pub mod testdata;
 pub mod volume;
 
+pub use atomic::write_atomically;
 pub use boxes::{Box2, Box3};
 pub use error::{Error, Location, Result};
 pub use nms::nms;

@@ -10,9 +10,7 @@ use std::path::PathBuf;
 pub fn shared_data(relative: &str) -> PathBuf {
     let root = std::env::var_os("ULD_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
     let path = root.join(relative);
     assert!(
         path.exists(),

@@ -1,0 +1,15 @@
+//! The DeepLesion dataset as published: `DL_info.csv` and
+//! `Images_png/PPPPPP_SS_RR/KKK.png` 16-bit slices.
+
+mod info_csv;
+mod png_slice;
+mod series;
+mod stats;
+
+pub use info_csv::{
+    BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,
+    read_dl_info, read_dl_info_with, series_id, write_dl_info,
+};
+pub use png_slice::{HU_OFFSET, HuSlice, read_png_hu, write_png_hu};
+pub use series::{SeriesFolder, SeriesVolume};
+pub use stats::{DatasetStats, Quantiles, SIZE_BINS_MM, SplitCounts};
