@@ -1,0 +1,148 @@
+//! Checkpoints: the student, the teacher (when there is one), the optimiser
+//! state and the run's progress, written atomically so an interrupted run
+//! always finds its last complete checkpoint.
+//!
+//! A run directory holds `ckpt-<step>.safetensors` (tensors named
+//! `model.*`, `teacher.*`, `optim.*`), `ckpt-<step>.json` (progress and any
+//! metadata the trainer keeps) and `latest.json`, which names the newest
+//! complete checkpoint and is written last.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tch::{Tensor, nn::VarStore};
+use uld_core::{Error, Location, Result, write_atomically};
+
+use crate::optim::Optimizer;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Latest {
+    step: u64,
+    tensors: String,
+    meta: String,
+}
+
+/// What a loaded checkpoint restored.
+#[derive(Debug)]
+pub struct Restored<M> {
+    pub step: u64,
+    pub meta: M,
+}
+
+fn tensors_name(step: u64) -> String {
+    format!("ckpt-{step:08}.safetensors")
+}
+
+/// Saves a checkpoint for `step` and returns the tensors file's path.
+pub fn save_checkpoint(
+    dir: &Path,
+    step: u64,
+    model: &VarStore,
+    teacher: Option<&VarStore>,
+    optimizer: &Optimizer,
+    meta: &impl Serialize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut named: Vec<(String, Tensor)> = prefixed("model", model.variables());
+    if let Some(teacher) = teacher {
+        named.extend(prefixed("teacher", teacher.variables()));
+    }
+    named.extend(
+        optimizer
+            .state_tensors()
+            .into_iter()
+            .map(|(n, t)| (format!("optim.{n}"), t)),
+    );
+    let tensors = dir.join(tensors_name(step));
+    let tmp = dir.join(format!(".{}.tmp", tensors_name(step)));
+    Tensor::write_safetensors(&named, &tmp)
+        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
+    std::fs::rename(&tmp, &tensors).map_err(|e| Error::io(&tensors, e))?;
+
+    let meta_name = format!("ckpt-{step:08}.json");
+    write_atomically(&dir.join(&meta_name), |w| {
+        serde_json::to_writer_pretty(w, meta).map_err(std::io::Error::other)
+    })?;
+    let latest = Latest {
+        step,
+        tensors: tensors_name(step),
+        meta: meta_name,
+    };
+    write_atomically(&dir.join("latest.json"), |w| {
+        serde_json::to_writer_pretty(w, &latest).map_err(std::io::Error::other)
+    })?;
+    Ok(tensors)
+}
+
+fn prefixed(prefix: &str, vars: std::collections::HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = vars.into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+/// The step of the newest complete checkpoint in `dir`, if any.
+pub fn latest_step(dir: &Path) -> Result<Option<u64>> {
+    Ok(read_latest(dir)?.map(|l| l.step))
+}
+
+fn read_latest(dir: &Path) -> Result<Option<Latest>> {
+    let path = dir.join("latest.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::data(Location::file(&path), format!("not a checkpoint index: {e}")))
+}
+
+/// Loads the newest checkpoint into the given stores and optimiser.
+pub fn load_latest<M: DeserializeOwned>(
+    dir: &Path,
+    model: &mut VarStore,
+    teacher: Option<&mut VarStore>,
+    optimizer: Option<&mut Optimizer>,
+) -> Result<Option<Restored<M>>> {
+    let Some(latest) = read_latest(dir)? else {
+        return Ok(None);
+    };
+    let path = dir.join(&latest.tensors);
+    let bad = |message: String| Error::data(Location::file(&path), message);
+    let named = Tensor::read_safetensors(&path).map_err(|e| bad(format!("cannot read tensors: {e}")))?;
+    restore(model, "model", &named).map_err(&bad)?;
+    if let Some(teacher) = teacher {
+        restore(teacher, "teacher", &named).map_err(&bad)?;
+    }
+    if let Some(optimizer) = optimizer {
+        let state: Vec<(String, Tensor)> = named
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix("optim.").map(|n| (n.to_string(), t.shallow_clone())))
+            .collect();
+        optimizer.load_state(&state).map_err(&bad)?;
+    }
+    let meta_path = dir.join(&latest.meta);
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    let meta = serde_json::from_str(&text)
+        .map_err(|e| Error::data(Location::file(&meta_path), format!("bad checkpoint metadata: {e}")))?;
+    Ok(Some(Restored { step: latest.step, meta }))
+}
+
+/// Copies `prefix.*` tensors into the store's variables of the same names.
+pub fn restore(vs: &mut VarStore, prefix: &str, named: &[(String, Tensor)]) -> std::result::Result<(), String> {
+    let by_name: std::collections::HashMap<&str, &Tensor> = named
+        .iter()
+        .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.strip_prefix('.')?, t)))
+        .collect();
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let src = by_name
+                .get(name.as_str())
+                .ok_or_else(|| format!("no tensor `{prefix}.{name}`"))?;
+            if src.size() != var.size() {
+                return Err(format!("`{prefix}.{name}` has shape {:?}, the model expects {:?}", src.size(), var.size()));
+            }
+            var.copy_(src);
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,228 @@
+//! The whole configuration of a training run: model, data, optimiser,
+//! schedule and run control, with presets, TOML files and `KEY=VALUE`
+//! overrides. The resolved configuration is written into the run directory.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uld_core::{Error, Location, Result};
+use uld_data::loader::{LoaderConfig, NoisyPolicy};
+use uld_data::sample::SampleConfig;
+use uld_model::ModelConfig;
+
+use crate::mining::MiningConfig;
+use crate::optim::OptimizerConfig;
+use crate::schedule::{Decay, LrSchedule};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Train on the annotated boxes only; unannotated lesions are background.
+    Supervised,
+    /// Teacher-student lesion mining (DESIGN.md section 5).
+    Mining,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Intra-op threads on CPU; 0 keeps libtorch's default.
+    pub threads: i32,
+    pub seed: u64,
+    /// Optimiser steps in the whole run.
+    pub steps: u64,
+    pub log_every: u64,
+    pub checkpoint_every: u64,
+    /// Validation every this many steps (0: only at the end).
+    pub eval_every: u64,
+    pub clip_grad_norm: Option<f64>,
+    /// Non-finite losses in a row that stop the run.
+    pub max_consecutive_nan: u32,
+    pub noisy: NoisyPolicy,
+    /// Bytes of decoded slices the data loader keeps in memory.
+    pub cache_bytes: usize,
+    pub model: ModelConfig,
+    pub sample: SampleConfig,
+    pub loader: LoaderConfig,
+    pub optimizer: OptimizerConfig,
+    pub schedule: LrSchedule,
+    pub mining: MiningConfig,
+}
+
+impl TrainConfig {
+    pub const PRESETS: [&str; 3] = ["tiny", "small", "deeplesion"];
+
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "tiny" => Ok(Self::tiny()),
+            "small" => Ok(Self::small()),
+            "deeplesion" => Ok(Self::deeplesion()),
+            other => Err(Error::invalid(
+                "training preset",
+                format!("`{other}` is not one of {}", Self::PRESETS.join(", ")),
+            )),
+        }
+    }
+
+    /// For tests: a tiny model on tiny synthetic images, a few dozen steps.
+    pub fn tiny() -> Self {
+        let sample = SampleConfig {
+            target_spacing_mm: None,
+            max_side: Some(128),
+            groups: 1,
+            ..SampleConfig::default()
+        };
+        Self {
+            mode: Mode::Supervised,
+            device: "cpu".into(),
+            threads: 2,
+            seed: 0,
+            steps: 60,
+            log_every: 10,
+            checkpoint_every: 20,
+            eval_every: 0,
+            clip_grad_norm: Some(10.0),
+            max_consecutive_nan: 5,
+            noisy: NoisyPolicy::Drop,
+            cache_bytes: 256 << 20,
+            model: ModelConfig::tiny(),
+            sample,
+            loader: LoaderConfig {
+                batch_size: 4,
+                workers: 1,
+                prefetch: 2,
+                seed: 0,
+                shuffle: true,
+                drop_last: false,
+            },
+            optimizer: OptimizerConfig::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 1e-4,
+            },
+            schedule: LrSchedule {
+                base_lr: 2e-3,
+                warmup_steps: 10,
+                warmup_factor: 0.1,
+                decay: Decay::Cosine { total_steps: 60, min_factor: 0.1 },
+            },
+            mining: MiningConfig::default(),
+        }
+    }
+
+    /// The CPU demo: the `small` model on the `small` synthetic set.
+    pub fn small() -> Self {
+        let steps = 1500;
+        Self {
+            steps,
+            log_every: 20,
+            checkpoint_every: 250,
+            eval_every: 500,
+            model: ModelConfig::small(),
+            sample: SampleConfig {
+                target_spacing_mm: None,
+                max_side: Some(320),
+                groups: 1,
+                ..SampleConfig::default()
+            },
+            loader: LoaderConfig { batch_size: 4, workers: 1, prefetch: 4, ..Self::tiny().loader },
+            schedule: LrSchedule {
+                base_lr: 1e-3,
+                warmup_steps: 100,
+                warmup_factor: 0.01,
+                decay: Decay::Cosine { total_steps: steps, min_factor: 0.05 },
+            },
+            ..Self::tiny()
+        }
+    }
+
+    /// The real-data recipe of the DeepLesion literature: 0.8 mm pixels,
+    /// 512 px, 9 slices (3 groups), SGD with step decay.
+    pub fn deeplesion() -> Self {
+        let steps = 60_000;
+        Self {
+            device: "cuda".into(),
+            threads: 0,
+            steps,
+            log_every: 50,
+            checkpoint_every: 2000,
+            eval_every: 5000,
+            noisy: NoisyPolicy::Drop,
+            cache_bytes: 4 << 30,
+            model: ModelConfig::deeplesion(),
+            sample: SampleConfig::default(),
+            loader: LoaderConfig { batch_size: 8, workers: 8, prefetch: 8, ..Self::tiny().loader },
+            optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4 },
+            schedule: LrSchedule {
+                base_lr: 0.01,
+                warmup_steps: 1000,
+                warmup_factor: 0.001,
+                decay: Decay::Step { milestones: vec![40_000, 53_000], gamma: 0.1 },
+            },
+            ..Self::tiny()
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| Error::data(Location::file(path), e.message().to_string()))?;
+        config
+            .validate()
+            .map_err(|e| Error::data(Location::file(path), e.to_string()))?;
+        Ok(config)
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a training config always serialises")
+    }
+
+    /// Applies `a.b.c=VALUE` (VALUE in TOML syntax; bare words are strings).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        *self = crate::overrides::with_override(self, assignment)?;
+        self.validate()
+    }
+
+    /// Checks every number a user may have mistyped; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &str, message: String| Err(Error::invalid(format!("config `{field}`"), message));
+        if self.steps == 0 {
+            return invalid("steps", "must be at least 1".into());
+        }
+        if self.log_every == 0 || self.checkpoint_every == 0 {
+            return invalid("log_every/checkpoint_every", "must be at least 1".into());
+        }
+        if self.max_consecutive_nan == 0 {
+            return invalid("max_consecutive_nan", "must be at least 1".into());
+        }
+        if let Some(c) = self.clip_grad_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return invalid("clip_grad_norm", format!("must be positive, got {c}"));
+        }
+        crate::device::parse_device(&self.device)?;
+        self.model
+            .validate()
+            .map_err(|e| Error::invalid(format!("config `model.{}`", e.field), e.message))?;
+        self.sample.check()?;
+        if self.model.input.slices != self.sample.channels() as i64 {
+            return invalid(
+                "model.input.slices",
+                format!(
+                    "the model takes {} slices but sample.groups = {} gives {}",
+                    self.model.input.slices,
+                    self.sample.groups,
+                    self.sample.channels()
+                ),
+            );
+        }
+        if self.loader.batch_size == 0 {
+            return invalid("loader.batch_size", "must be at least 1".into());
+        }
+        self.optimizer.validate().map_err(|m| Error::invalid("config `optimizer`", m))?;
+        self.schedule.validate().map_err(|m| Error::invalid("config `schedule`", m))?;
+        self.mining.validate()
+    }
+}

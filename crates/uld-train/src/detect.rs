@@ -1,0 +1,68 @@
+//! Running a detector over the key images of a dataset, with every box
+//! mapped back to the original slice's pixels.
+
+use std::sync::Arc;
+
+use tch::Device;
+use uld_core::{Box2, Result};
+use uld_data::loader::{DeepLesionDataset, Loader, LoaderConfig};
+use uld_model::Detector;
+
+use crate::batch::images_tensor;
+
+/// The detections of one key image, best first, in original pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyImageDetections {
+    /// Index of the image in the dataset.
+    pub index: usize,
+    /// `File_name` of the key image.
+    pub file_name: String,
+    pub boxes: Vec<Box2>,
+    pub scores: Vec<f32>,
+}
+
+/// Detects on every image of `dataset` (whose views must be `Plain`).
+pub fn detect_dataset(
+    detector: &dyn Detector,
+    dataset: Arc<DeepLesionDataset>,
+    batch_size: usize,
+    workers: usize,
+    device: Device,
+) -> Result<Vec<KeyImageDetections>> {
+    let config = LoaderConfig {
+        batch_size,
+        workers,
+        prefetch: 2,
+        seed: 0,
+        shuffle: false,
+        drop_last: false,
+    };
+    let loader = Loader::new(dataset.clone(), config)?;
+    let mut out = Vec::with_capacity(dataset.images().len());
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let view = &batch.views[0];
+        let predictions = detector.predict(&images_tensor(view, device));
+        for ((&index, target), dets) in batch.indices.iter().zip(&view.targets).zip(predictions) {
+            let back = target.to_view.inverse();
+            let [w, h] = target.size;
+            let mut boxes = Vec::with_capacity(dets.len());
+            let mut scores = Vec::with_capacity(dets.len());
+            for d in dets {
+                let inside = d.bbox.clip(w as f32, h as f32);
+                let original = back.as_ref().map_or(inside, |m| m.map_box(&inside));
+                if original.is_valid() {
+                    boxes.push(original);
+                    scores.push(d.score);
+                }
+            }
+            out.push(KeyImageDetections {
+                index,
+                file_name: dataset.images()[index].file_name.clone(),
+                boxes,
+                scores,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,30 @@
+//! Training for uld: supervised and teacher-student mining runs, with
+//! optimisers whose state is saved, learning-rate schedules, the EMA
+//! teacher, atomic checkpoints and exact resume.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod detect;
+pub mod device;
+pub mod ema;
+pub mod metrics;
+pub mod mining;
+pub mod nan_guard;
+pub mod objective;
+pub mod optim;
+pub mod overrides;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::{latest_step, load_latest, save_checkpoint};
+pub use config::{Mode, TrainConfig};
+pub use ema::ema_update;
+pub use metrics::MetricsLog;
+pub use mining::{MiningConfig, PseudoLabels, merge_pseudo_labels};
+pub use nan_guard::{NanGuard, Verdict};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use schedule::{Decay, LrSchedule};
+pub use objective::{CompleteAnnotations, Mining, Objective, Supervised};
+pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};
+pub use detect::{KeyImageDetections, detect_dataset};

@@ -1,0 +1,176 @@
+//! Teacher-student lesion mining: the settings, and the rule that merges the
+//! teacher's predictions with the partial ground truth of one image.
+//!
+//! The merge rule, applied per image in one view's pixels:
+//! 1. predictions are visited by descending score (ties keep their order);
+//! 2. a prediction whose IoU with any annotated box is at least
+//!    `gt_overlap_iou` is the annotated lesion itself and is dropped;
+//! 3. a prediction with score >= `tau_high` becomes a pseudo lesion, unless
+//!    it overlaps an earlier pseudo lesion by that same IoU (a duplicate) or
+//!    the image already has `max_pseudo_per_image` of them;
+//! 4. with the ignore band on, predictions in [`tau_low`, `tau_high`), and
+//!    confident ones beyond the cap, become ignore regions: no background
+//!    loss is taken there.
+//!
+//! Pseudo lesions weigh 1, or their score with `soft_weights`.
+
+use serde::{Deserialize, Serialize};
+use uld_core::{Box2, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiningConfig {
+    /// Teacher scores at or above this become pseudo lesions.
+    pub tau_high: f32,
+    /// Scores in [tau_low, tau_high) become ignore regions.
+    pub tau_low: f32,
+    /// Teacher update `t = m t + (1 - m) s`.
+    pub ema_momentum: f64,
+    /// Share of the run trained supervised before mining starts.
+    pub burn_in_fraction: f64,
+    /// IoU with an annotated box at which a prediction is that lesion.
+    pub gt_overlap_iou: f32,
+    pub max_pseudo_per_image: usize,
+    /// Ablation switches.
+    pub ignore_band: bool,
+    /// false: the teacher is a plain copy of the student at each step.
+    pub ema_teacher: bool,
+    /// false: teacher and student see the same (weak) view.
+    pub weak_strong_views: bool,
+    pub soft_weights: bool,
+}
+
+impl Default for MiningConfig {
+    fn default() -> Self {
+        Self {
+            tau_high: 0.5,
+            tau_low: 0.3,
+            ema_momentum: 0.999,
+            burn_in_fraction: 0.15,
+            gt_overlap_iou: 0.2,
+            max_pseudo_per_image: 8,
+            ignore_band: true,
+            ema_teacher: true,
+            weak_strong_views: true,
+            soft_weights: false,
+        }
+    }
+}
+
+impl MiningConfig {
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &str, m: String| Err(Error::invalid(format!("config `mining.{field}`"), m));
+        if !(0.0..=1.0).contains(&self.tau_high) || !(0.0..=1.0).contains(&self.tau_low) {
+            return invalid("tau_high", format!("thresholds must be in [0, 1], got {} and {}", self.tau_high, self.tau_low));
+        }
+        if self.tau_low > self.tau_high {
+            return invalid("tau_low", format!("{} is above tau_high {}", self.tau_low, self.tau_high));
+        }
+        if !(0.0..1.0).contains(&self.ema_momentum) {
+            return invalid("ema_momentum", format!("must be in [0, 1), got {}", self.ema_momentum));
+        }
+        if !(0.0..=1.0).contains(&self.burn_in_fraction) {
+            return invalid("burn_in_fraction", format!("must be in [0, 1], got {}", self.burn_in_fraction));
+        }
+        if !(0.0..=1.0).contains(&self.gt_overlap_iou) {
+            return invalid("gt_overlap_iou", format!("must be in [0, 1], got {}", self.gt_overlap_iou));
+        }
+        Ok(())
+    }
+
+    /// The step at which mining starts in a run of `steps`.
+    pub fn burn_in_steps(&self, steps: u64) -> u64 {
+        (steps as f64 * self.burn_in_fraction).round() as u64
+    }
+}
+
+/// What the student trains on for one image, besides its annotated boxes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PseudoLabels {
+    pub boxes: Vec<Box2>,
+    pub scores: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub ignore: Vec<Box2>,
+}
+
+/// Merges the teacher's `(box, score)` predictions with an image's annotated boxes.
+pub fn merge_pseudo_labels(annotated: &[Box2], predictions: &[(Box2, f32)], config: &MiningConfig) -> PseudoLabels {
+    let mut order: Vec<usize> = (0..predictions.len()).collect();
+    order.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
+    let mut out = PseudoLabels::default();
+    let overlaps = |b: &Box2, others: &[Box2]| others.iter().any(|o| o.iou(b) >= config.gt_overlap_iou);
+    for i in order {
+        let (b, score) = predictions[i];
+        if !b.is_valid() || score < config.tau_low || overlaps(&b, annotated) {
+            continue;
+        }
+        let confident = score >= config.tau_high;
+        if confident && out.boxes.len() < config.max_pseudo_per_image {
+            if !overlaps(&b, &out.boxes) {
+                out.boxes.push(b);
+                out.scores.push(score);
+                out.weights.push(if config.soft_weights { score } else { 1.0 });
+            }
+        } else if config.ignore_band {
+            out.ignore.push(b);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x: f32, y: f32, s: f32) -> Box2 {
+        Box2::new(x, y, x + s, y + s)
+    }
+
+    #[test]
+    fn confident_new_lesions_become_pseudo_boxes_and_the_band_is_ignored() {
+        let gt = [b(10.0, 10.0, 20.0)];
+        let preds = [
+            (b(11.0, 11.0, 20.0), 0.95), // the annotated lesion again: dropped
+            (b(100.0, 100.0, 16.0), 0.8), // a new lesion
+            (b(200.0, 50.0, 12.0), 0.4),  // uncertain: ignore region
+            (b(300.0, 300.0, 10.0), 0.1), // background
+        ];
+        let out = merge_pseudo_labels(&gt, &preds, &MiningConfig::default());
+        assert_eq!(out.boxes, vec![b(100.0, 100.0, 16.0)]);
+        assert_eq!(out.weights, vec![1.0]);
+        assert_eq!(out.ignore, vec![b(200.0, 50.0, 12.0)]);
+    }
+
+    #[test]
+    fn switches_change_the_rule() {
+        let preds = [(b(100.0, 100.0, 16.0), 0.8), (b(200.0, 50.0, 12.0), 0.4)];
+        let config = MiningConfig { ignore_band: false, soft_weights: true, ..MiningConfig::default() };
+        let out = merge_pseudo_labels(&[], &preds, &config);
+        assert_eq!(out.weights, vec![0.8]);
+        assert!(out.ignore.is_empty());
+    }
+
+    #[test]
+    fn the_cap_keeps_the_best_and_ignores_the_rest() {
+        let preds: Vec<(Box2, f32)> = (0..5).map(|i| (b(40.0 * i as f32, 0.0, 20.0), 0.6 + 0.05 * i as f32)).collect();
+        let config = MiningConfig { max_pseudo_per_image: 2, ..MiningConfig::default() };
+        let out = merge_pseudo_labels(&[], &preds, &config);
+        assert_eq!(out.scores, vec![0.8, 0.75]);
+        assert_eq!(out.ignore.len(), 3);
+    }
+
+    #[test]
+    fn duplicate_confident_predictions_give_one_pseudo_lesion() {
+        let preds = [(b(100.0, 100.0, 16.0), 0.9), (b(101.0, 101.0, 16.0), 0.85)];
+        let out = merge_pseudo_labels(&[], &preds, &MiningConfig::default());
+        assert_eq!(out.boxes.len(), 1);
+        assert_eq!(out.scores, vec![0.9]);
+    }
+
+    #[test]
+    fn bad_thresholds_are_named() {
+        let c = MiningConfig { tau_low: 0.8, ..MiningConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("mining.tau_low"));
+        assert_eq!(MiningConfig::default().burn_in_steps(1000), 150);
+    }
+}

@@ -1,0 +1,222 @@
+//! What the student trains on at each step: the annotated boxes alone
+//! (supervised), or those plus the teacher's mined lesions (mining). The
+//! trainer drives either through [`Objective`], so the teacher-student
+//! scheme wraps the detector instead of changing it.
+
+use std::collections::BTreeMap;
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+use uld_core::{Box2, Error, Result};
+use uld_data::augment::Affine2;
+use uld_data::loader::{ImageBatch, TrainBatch, ViewMode};
+use uld_model::{Detector, FcosDetector, ImageTargets, ModelConfig};
+
+use crate::batch::{annotated_targets, images_tensor};
+use crate::ema::ema_update;
+use crate::mining::{MiningConfig, merge_pseudo_labels};
+
+/// The student's input and targets for one step, and numbers to log.
+pub struct Prepared {
+    pub images: Tensor,
+    pub targets: Vec<ImageTargets>,
+    pub stats: BTreeMap<String, f64>,
+}
+
+pub trait Objective {
+    /// The views each training item must carry.
+    fn views(&self) -> ViewMode;
+    fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared>;
+    /// Called after each optimiser step of the student.
+    fn after_step(&mut self, step: u64, student: &VarStore) -> Result<()>;
+    /// The teacher's weights, saved in checkpoints and used for detection.
+    fn teacher(&self) -> Option<&VarStore> {
+        None
+    }
+    fn teacher_mut(&mut self) -> Option<&mut VarStore> {
+        None
+    }
+    /// The teacher as a detector (what validation and `uld detect` use).
+    fn teacher_detector(&self) -> Option<&dyn Detector> {
+        None
+    }
+}
+
+/// Annotated boxes only.
+pub struct Supervised;
+
+impl Objective for Supervised {
+    fn views(&self) -> ViewMode {
+        ViewMode::Weak
+    }
+
+    fn prepare(&mut self, _step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared> {
+        let view = only_view(batch, 0)?;
+        Ok(Prepared {
+            images: images_tensor(view, device),
+            targets: annotated_targets(view),
+            stats: BTreeMap::new(),
+        })
+    }
+
+    fn after_step(&mut self, _step: u64, _student: &VarStore) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn only_view(batch: &TrainBatch, k: usize) -> Result<&ImageBatch> {
+    batch
+        .views
+        .get(k)
+        .ok_or_else(|| Error::invalid("batch", format!("has {} views, the objective needs view {k}", batch.views.len())))
+}
+
+/// The complete annotations of the training images, where they are known
+/// (synthetic data, fully annotated sets): for dataset item `i`, every
+/// lesion on its key slice in original pixels. Used only to score mining.
+pub type CompleteAnnotations = Vec<Vec<Box2>>;
+
+/// Teacher-student lesion mining (DESIGN.md section 5).
+pub struct Mining {
+    config: MiningConfig,
+    burn_in: u64,
+    teacher_store: VarStore,
+    teacher: FcosDetector,
+    complete: Option<CompleteAnnotations>,
+}
+
+impl Mining {
+    pub fn new(
+        config: MiningConfig,
+        model: &ModelConfig,
+        steps: u64,
+        device: Device,
+        complete: Option<CompleteAnnotations>,
+    ) -> Result<Self> {
+        let teacher_store = VarStore::new(device);
+        let teacher = FcosDetector::new(&teacher_store.root(), model)?;
+        Ok(Self {
+            burn_in: config.burn_in_steps(steps),
+            config,
+            teacher_store,
+            teacher,
+            complete,
+        })
+    }
+
+    fn mining_started(&self, step: u64) -> bool {
+        step >= self.burn_in
+    }
+
+    /// The views of the batch: (teacher's, student's).
+    fn view_pair<'b>(&self, batch: &'b TrainBatch) -> Result<(&'b ImageBatch, &'b ImageBatch)> {
+        let teacher = only_view(batch, 0)?;
+        let student = if self.config.weak_strong_views { only_view(batch, 1)? } else { teacher };
+        Ok((teacher, student))
+    }
+}
+
+/// A teacher prediction moved into the student's view, clipped to it.
+fn to_student_view(b: &Box2, map: &Affine2, size: [usize; 2]) -> Option<Box2> {
+    let moved = map.map_box(b).clip(size[0] as f32, size[1] as f32);
+    moved.is_valid().then_some(moved)
+}
+
+impl Objective for Mining {
+    fn views(&self) -> ViewMode {
+        if self.config.weak_strong_views { ViewMode::WeakStrong } else { ViewMode::Weak }
+    }
+
+    fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared> {
+        let (teacher_view, student_view) = self.view_pair(batch)?;
+        let images = images_tensor(student_view, device);
+        let mut targets = annotated_targets(student_view);
+        let mut stats = BTreeMap::new();
+        if !self.mining_started(step) {
+            return Ok(Prepared { images, targets, stats });
+        }
+        let predictions = self.teacher.predict(&images_tensor(teacher_view, device));
+        let mut score = MiningScore::default();
+        for (i, (target, preds)) in targets.iter_mut().zip(predictions).enumerate() {
+            let from = &teacher_view.targets[i];
+            let to = &student_view.targets[i];
+            let map = Affine2::view_to_view(&from.to_view, &to.to_view)
+                .ok_or_else(|| Error::invalid("view", "a teacher view cannot be inverted"))?;
+            let moved: Vec<(Box2, f32)> = preds
+                .iter()
+                .filter_map(|d| Some((to_student_view(&d.bbox.clip(from.size[0] as f32, from.size[1] as f32), &map, to.size)?, d.score)))
+                .collect();
+            let pseudo = merge_pseudo_labels(&target.boxes, &moved, &self.config);
+            if let (Some(complete), Some(back)) = (&self.complete, to.to_view.inverse()) {
+                let item = batch.indices[i];
+                let mined: Vec<Box2> = pseudo.boxes.iter().map(|b| back.map_box(b)).collect();
+                let labelled: Vec<Box2> = to.boxes.iter().map(|b| back.map_box(b)).collect();
+                score.add(&mined, &labelled, complete.get(item).map_or(&[][..], Vec::as_slice));
+            }
+            score.pseudo += pseudo.boxes.len();
+            score.ignored += pseudo.ignore.len();
+            target.boxes.extend(pseudo.boxes);
+            target.box_weights.extend(pseudo.weights);
+            target.ignore.extend(pseudo.ignore);
+        }
+        let n = targets.len().max(1) as f64;
+        stats.insert("pseudo_per_image".into(), score.pseudo as f64 / n);
+        stats.insert("ignore_per_image".into(), score.ignored as f64 / n);
+        if self.complete.is_some() {
+            stats.insert("mined_true".into(), score.true_mined as f64);
+            stats.insert("mined_false".into(), score.false_mined as f64);
+            stats.insert("unlabelled".into(), score.unlabelled as f64);
+            stats.insert("unlabelled_found".into(), score.unlabelled_found as f64);
+        }
+        Ok(Prepared { images, targets, stats })
+    }
+
+    fn after_step(&mut self, step: u64, student: &VarStore) -> Result<()> {
+        let copy = step < self.burn_in || !self.config.ema_teacher;
+        let result = if copy {
+            self.teacher_store.copy(student).map_err(|e| e.to_string())
+        } else {
+            ema_update(&self.teacher_store, student, self.config.ema_momentum)
+        };
+        result.map_err(|m| Error::invalid("teacher update", m))
+    }
+
+    fn teacher(&self) -> Option<&VarStore> {
+        Some(&self.teacher_store)
+    }
+
+    fn teacher_mut(&mut self) -> Option<&mut VarStore> {
+        Some(&mut self.teacher_store)
+    }
+
+    fn teacher_detector(&self) -> Option<&dyn Detector> {
+        Some(&self.teacher)
+    }
+}
+
+/// Mined lesions scored against complete annotations (IoU >= 0.5).
+#[derive(Default)]
+struct MiningScore {
+    pseudo: usize,
+    ignored: usize,
+    true_mined: usize,
+    false_mined: usize,
+    unlabelled: usize,
+    unlabelled_found: usize,
+}
+
+impl MiningScore {
+    fn add(&mut self, mined: &[Box2], labelled: &[Box2], complete: &[Box2]) {
+        let hit = |a: &Box2, set: &[Box2]| set.iter().any(|b| a.iou(b) >= 0.5);
+        let unlabelled: Vec<Box2> = complete.iter().filter(|c| !hit(c, labelled)).copied().collect();
+        for m in mined {
+            if hit(m, &unlabelled) {
+                self.true_mined += 1;
+            } else {
+                self.false_mined += 1;
+            }
+        }
+        self.unlabelled += unlabelled.len();
+        self.unlabelled_found += unlabelled.iter().filter(|u| hit(u, mined)).count();
+    }
+}

@@ -1,0 +1,73 @@
+//! `a.b.c=VALUE` overrides of any serialisable configuration.
+
+use serde::{Serialize, de::DeserializeOwned};
+use uld_core::{Error, Result};
+
+/// A copy of `config` with the dotted field set to VALUE (TOML syntax; a bare
+/// word that is not valid TOML is taken as a string). Unknown fields and
+/// values of the wrong type are errors naming the assignment.
+pub fn with_override<T: Serialize + DeserializeOwned>(config: &T, assignment: &str) -> Result<T> {
+    let invalid = |m: String| Error::invalid("config override", m);
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("`{assignment}` is not KEY=VALUE")))?;
+    let key = key.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    let mut root = toml::Value::try_from(config).map_err(|e| invalid(e.to_string()))?;
+    let mut node = &mut root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| invalid(format!("`{key}`: `{}` is not a table", parts[..i].join("."))))?;
+        node = table
+            .get_mut(*part)
+            .ok_or_else(|| invalid(format!("`{key}`: no field `{part}`")))?;
+    }
+    *node = value;
+    root.try_into()
+        .map_err(|e: toml::de::Error| invalid(format!("`{assignment}`: {}", e.message())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Inner {
+        rate: f64,
+        name: String,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Outer {
+        steps: u64,
+        inner: Inner,
+    }
+
+    fn outer() -> Outer {
+        Outer { steps: 3, inner: Inner { rate: 0.1, name: "a".into() } }
+    }
+
+    #[test]
+    fn sets_nested_fields_and_parses_bare_words_as_strings() {
+        let o = with_override(&outer(), "inner.rate=0.5").unwrap();
+        assert_eq!(o.inner.rate, 0.5);
+        let o = with_override(&o, "inner.name=hello").unwrap();
+        assert_eq!(o.inner.name, "hello");
+        assert_eq!(with_override(&o, "steps = 7").unwrap().steps, 7);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_named() {
+        let err = with_override(&outer(), "inner.rte=0.5").unwrap_err().to_string();
+        assert!(err.contains("no field `rte`"), "{err}");
+        let err = with_override(&outer(), "steps=fast").unwrap_err().to_string();
+        assert!(err.contains("steps=fast"), "{err}");
+        assert!(with_override(&outer(), "steps").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The training loop, shared by supervised and mining runs.
+//!
+//! A run directory holds `config.toml` (the resolved configuration),
+//! `metrics.jsonl`, `checkpoints/` (see [`crate::checkpoint`]) and, when a
+//! validator is given, `best.safetensors` + `best.json`. Starting a run in a
+//! directory with checkpoints resumes the newest: model, optimiser, teacher
+//! and step are restored, and the data order follows from (seed, epoch), so
+//! the resumed run continues as if never interrupted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use uld_core::{Error, Result, write_atomically};
+use uld_data::loader::{Dataset, DeepLesionDataset, Loader};
+use uld_model::{Detector, FcosDetector};
+
+use crate::checkpoint::{load_latest, save_checkpoint};
+use crate::config::TrainConfig;
+use crate::device::open_device;
+use crate::metrics::MetricsLog;
+use crate::nan_guard::{NanGuard, Verdict};
+use crate::objective::Objective;
+use crate::optim::Optimizer;
+
+/// One logged step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLog {
+    pub step: u64,
+    pub lr: f64,
+    pub loss: f64,
+    pub loss_cls: f64,
+    pub loss_box: f64,
+    pub loss_quality: f64,
+    pub grad_norm: f64,
+    pub seconds_per_step: f64,
+    pub samples_per_second: f64,
+    pub skipped_nonfinite: u64,
+    #[serde(flatten)]
+    pub objective: BTreeMap<String, f64>,
+}
+
+/// Scores a detector during training; higher `score` is better.
+pub trait Validator {
+    fn validate(&mut self, detector: &dyn Detector, step: u64) -> Result<Validation>;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Validation {
+    pub score: f64,
+    pub metrics: serde_json::Value,
+}
+
+/// Hears about the run as it goes (a progress bar, a test).
+pub trait Observer {
+    fn started(&mut self, _first_step: u64, _total: u64) {}
+    fn step(&mut self, _log: &StepLog) {}
+    fn validated(&mut self, _step: u64, _v: &Validation) {}
+}
+
+/// An observer that hears nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointMeta {
+    step: u64,
+    epoch: u64,
+    skipped_nonfinite: u64,
+    best: Option<Validation>,
+}
+
+/// What a finished run leaves.
+#[derive(Debug)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub best: Option<Validation>,
+    pub last: Option<Validation>,
+}
+
+/// The model a run trains, with its weights.
+pub struct Student {
+    pub store: VarStore,
+    pub detector: FcosDetector,
+}
+
+impl Student {
+    pub fn new(config: &TrainConfig) -> Result<Self> {
+        let device = open_device(&config.device)?;
+        tch::manual_seed(config.seed as i64);
+        let store = VarStore::new(device);
+        let detector = FcosDetector::new(&store.root(), &config.model)?;
+        Ok(Self { store, detector })
+    }
+}
+
+/// Trains `student` on `dataset` for `config.steps` steps in `dir`,
+/// resuming there if checkpoints exist.
+pub fn train(
+    dir: &Path,
+    config: &TrainConfig,
+    student: &mut Student,
+    dataset: Arc<DeepLesionDataset>,
+    objective: &mut dyn Objective,
+    mut validator: Option<&mut dyn Validator>,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    config.validate()?;
+    if dataset.is_empty() {
+        return Err(Error::invalid("training data", "no training images"));
+    }
+    if config.threads > 0 {
+        tch::set_num_threads(config.threads);
+    }
+    let device = student.store.device();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_atomically(&dir.join("config.toml"), |w| {
+        use std::io::Write;
+        w.write_all(config.to_toml_string().as_bytes())
+    })?;
+    let checkpoints = dir.join("checkpoints");
+    let mut optimizer = Optimizer::new(config.optimizer.clone(), &student.store);
+    let restored = load_latest::<CheckpointMeta>(
+        &checkpoints,
+        &mut student.store,
+        objective.teacher_mut(),
+        Some(&mut optimizer),
+    )?;
+    let resumed_from = restored.as_ref().map(|r| r.step);
+    let mut best = restored.as_ref().and_then(|r| r.meta.best.clone());
+    let mut guard = NanGuard::new(config.max_consecutive_nan);
+    guard.skipped = restored.as_ref().map_or(0, |r| r.meta.skipped_nonfinite);
+    let mut metrics = MetricsLog::open(dir.join("metrics.jsonl"), resumed_from)?;
+
+    let loader = Loader::new(dataset, config.loader.clone())?;
+    let per_epoch = loader.batches(0).len() as u64;
+    if per_epoch == 0 {
+        return Err(Error::invalid("training data", "fewer images than one batch (drop_last)"));
+    }
+    let mut step = resumed_from.unwrap_or(0);
+    let mut last = None;
+    observer.started(step, config.steps);
+    let mut window_start = Instant::now();
+    let mut window_samples = 0usize;
+    let mut window_steps = 0u64;
+    while step < config.steps {
+        let epoch = step / per_epoch;
+        let skip = (step % per_epoch) as usize;
+        for batch in loader.epoch(epoch).skip(skip) {
+            if step >= config.steps {
+                break;
+            }
+            let batch = batch?;
+            let prepared = objective.prepare(step, &batch, device)?;
+            let terms = student.detector.loss(&prepared.images, &prepared.targets, true);
+            let values = terms.values();
+            let lr = config.schedule.lr_at(step);
+            let mut grad_norm = f64::NAN;
+            match guard.check(values[0]) {
+                Verdict::Step => {
+                    optimizer.zero_grad();
+                    terms.total.backward();
+                    grad_norm = optimizer.clip_grad_norm(config.clip_grad_norm.unwrap_or(f64::INFINITY));
+                    optimizer.step(lr);
+                }
+                Verdict::Skip => {}
+                Verdict::Stop => {
+                    return Err(Error::invalid(
+                        "training",
+                        format!(
+                            "{} non-finite losses in a row at step {step}; the last good checkpoint is kept in {}",
+                            config.max_consecutive_nan,
+                            checkpoints.display()
+                        ),
+                    ));
+                }
+            }
+            objective.after_step(step, &student.store)?;
+            step += 1;
+            window_samples += batch.indices.len();
+            window_steps += 1;
+            if step % config.log_every == 0 || step == config.steps {
+                let seconds = window_start.elapsed().as_secs_f64();
+                let log = StepLog {
+                    step,
+                    lr,
+                    loss: values[0],
+                    loss_cls: values[1],
+                    loss_box: values[2],
+                    loss_quality: values[3],
+                    grad_norm,
+                    seconds_per_step: seconds / window_steps as f64,
+                    samples_per_second: window_samples as f64 / seconds,
+                    skipped_nonfinite: guard.skipped,
+                    objective: prepared.stats,
+                };
+                metrics.log(&log)?;
+                observer.step(&log);
+                (window_start, window_samples, window_steps) = (Instant::now(), 0, 0);
+            }
+            let validate_now = step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
+            if let (true, Some(v)) = (validate_now, validator.as_deref_mut()) {
+                let detector = objective.teacher_detector().unwrap_or(&student.detector);
+                let result = v.validate(detector, step)?;
+                metrics.log(&serde_json::json!({"step": step, "validation": result}))?;
+                observer.validated(step, &result);
+                if best.as_ref().is_none_or(|b| result.score > b.score) {
+                    save_best(dir, &student.store, objective.teacher(), &result)?;
+                    best = Some(result.clone());
+                }
+                last = Some(result);
+            }
+            if step % config.checkpoint_every == 0 || step == config.steps {
+                let meta = CheckpointMeta { step, epoch, skipped_nonfinite: guard.skipped, best: best.clone() };
+                save_checkpoint(&checkpoints, step, &student.store, objective.teacher(), &optimizer, &meta)?;
+            }
+        }
+    }
+    Ok(Outcome { dir: dir.to_path_buf(), steps: step, resumed_from, best, last })
+}
+
+/// The weights `uld detect` uses: the teacher's when there is one.
+fn save_best(dir: &Path, student: &VarStore, teacher: Option<&VarStore>, v: &Validation) -> Result<()> {
+    let weights = teacher.unwrap_or(student);
+    let path = dir.join("best.safetensors");
+    let tmp = dir.join(".best.safetensors.tmp");
+    let mut named: Vec<(String, tch::Tensor)> = weights.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::Tensor::write_safetensors(&named, &tmp).map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    write_atomically(&dir.join("best.json"), |w| serde_json::to_writer_pretty(w, v).map_err(std::io::Error::other))
+}

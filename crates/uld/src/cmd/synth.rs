@@ -1,0 +1,103 @@
+//! `uld synth`: writes a synthetic DeepLesion-format dataset with complete
+//! annotations, or (`--fit-stats`) refits the statistics table it draws from.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use uld_data::deeplesion::{DatasetStats, read_dl_info};
+use uld_data::synth::{DL_INFO_FILE, FittedStats, Plan, Preset, write_dataset};
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Output folder (created): Images_png/, DL_info.csv, lesion_harvester/, synth_manifest.json.
+    #[arg(long, required_unless_present = "fit_stats")]
+    out: Option<PathBuf>,
+    /// Size preset: tiny (tests), small (the CPU demo), full (DeepLesion's proportions).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Patients (overrides the preset).
+    #[arg(long)]
+    patients: Option<usize>,
+    /// Image width and height in pixels (overrides the preset).
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Share of lesions left out of DL_info.csv.
+    #[arg(long, default_value_t = 0.5)]
+    missing_fraction: f64,
+    /// Neighbouring slices shipped each side of a key slice, in mm (overrides the preset).
+    #[arg(long)]
+    context_mm: Option<f64>,
+    /// Write the true lesion type on training rows (the real table has -1 there).
+    #[arg(long)]
+    train_lesion_types: bool,
+    /// Refit the statistics table from these DL_info csv files instead of generating.
+    #[arg(long, num_args = 1.., value_name = "CSV")]
+    fit_stats: Option<Vec<PathBuf>>,
+    /// Where --fit-stats writes the table (default: print it).
+    #[arg(long, requires = "fit_stats")]
+    stats_out: Option<PathBuf>,
+}
+
+pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
+    if let Some(tables) = &args.fit_stats {
+        let stats = FittedStats::fit_files(tables)?;
+        let csv = stats.to_csv();
+        match &args.stats_out {
+            Some(path) => {
+                uld_core::write_atomically(path, |w| std::io::Write::write_all(w, csv.as_bytes()))?;
+                eprintln!("fitted {} rows -> {}", stats.rows, path.display());
+            }
+            None => print!("{csv}"),
+        }
+        return Ok(());
+    }
+    let Some(preset) = Preset::from_name(&args.preset) else {
+        bail!("unknown preset `{}` (tiny, small or full)", args.preset);
+    };
+    let mut config = preset.config();
+    config.seed = args.seed;
+    config.missing_fraction = args.missing_fraction;
+    config.train_lesion_types = args.train_lesion_types;
+    if let Some(p) = args.patients {
+        config.patients = p;
+    }
+    if let Some(s) = args.image_size {
+        config.image_size = s;
+    }
+    if let Some(c) = args.context_mm {
+        config.context_mm = c;
+    }
+    config.validate()?;
+    let out = args.out.as_ref().context("--out is required")?;
+    let start = Instant::now();
+    let plan = Plan::new(&config, &FittedStats::builtin());
+    let bar = ProgressBar::new(plan.slice_count() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slices ({per_sec}, eta {eta})")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    bar.set_message("rendering");
+    let summary = write_dataset(&plan, out, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} in {:.1} s: {} series, {} slices, {} lesions ({} labelled on {} key images)",
+        out.display(),
+        start.elapsed().as_secs_f64(),
+        summary.series,
+        summary.slices,
+        summary.lesions,
+        summary.labelled,
+        summary.key_images
+    );
+    let records = read_dl_info(out.join(DL_INFO_FILE))?;
+    if let Some(stats) = DatasetStats::of(&records) {
+        println!("{stats}");
+    }
+    Ok(())
+}
