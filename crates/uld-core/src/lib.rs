@@ -11,5 +11,5 @@ pub mod volume;
 pub use atomic::write_atomically;
 pub use boxes::{Box2, Box3};
 pub use error::{Error, Location, Result};
-pub use nms::nms;
+pub use nms::{nms, nms_limited};
 pub use volume::{Frame, Volume, WorldTransform};

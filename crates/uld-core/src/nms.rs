@@ -13,6 +13,12 @@ use crate::Box2;
 /// Boxes that are not valid (non-finite or without area) and scores that are
 /// NaN are dropped.
 pub fn nms(boxes: &[Box2], scores: &[f32], iou_threshold: f32) -> Vec<usize> {
+    nms_limited(boxes, scores, iou_threshold, usize::MAX)
+}
+
+/// [`nms`] that stops once `max_kept` boxes are kept: the same first
+/// `max_kept` indices, without visiting the candidates after them.
+pub fn nms_limited(boxes: &[Box2], scores: &[f32], iou_threshold: f32, max_kept: usize) -> Vec<usize> {
     assert_eq!(boxes.len(), scores.len(), "one score per box");
     let mut order: Vec<usize> = (0..boxes.len())
         .filter(|&i| boxes[i].is_valid() && !scores[i].is_nan())
@@ -24,6 +30,9 @@ pub fn nms(boxes: &[Box2], scores: &[f32], iou_threshold: f32) -> Vec<usize> {
     let mut grid = Grid::covering(order.iter().map(|&i| &boxes[i]));
     let mut kept: Vec<usize> = Vec::new();
     for i in order {
+        if kept.len() >= max_kept {
+            break;
+        }
         let b = &boxes[i];
         let suppressed = grid
             .neighbours(b)
@@ -138,6 +147,15 @@ mod tests {
         assert_eq!(nms(&boxes, &[0.5, 0.5, 0.9], 0.5), vec![0]);
         assert!(nms(&[], &[], 0.5).is_empty());
         assert_eq!(nms(&[same], &[f32::NAN], 0.5), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_limit_keeps_the_first_of_the_full_result() {
+        let boxes: Vec<Box2> = (0..50).map(|i| Box2::new(i as f32 * 7.0, 0.0, i as f32 * 7.0 + 10.0, 10.0)).collect();
+        let scores: Vec<f32> = (0..50).map(|i| ((i * 37) % 50) as f32).collect();
+        let full = nms(&boxes, &scores, 0.3);
+        assert_eq!(nms_limited(&boxes, &scores, 0.3, 5), full[..5].to_vec());
+        assert!(nms_limited(&boxes, &scores, 0.3, 0).is_empty());
     }
 
     proptest! {

@@ -146,3 +146,10 @@ pub fn restore(vs: &mut VarStore, prefix: &str, named: &[(String, Tensor)]) -> s
         Ok(())
     })
 }
+
+/// The names of the tensors a checkpoint file holds.
+pub fn tensor_names(path: &Path) -> Result<Vec<String>> {
+    let named = Tensor::read_safetensors(path)
+        .map_err(|e| Error::data(Location::file(path), format!("cannot read tensors: {e}")))?;
+    Ok(named.into_iter().map(|(n, _)| n).collect())
+}

@@ -25,6 +25,6 @@ pub use mining::{MiningConfig, PseudoLabels, merge_pseudo_labels};
 pub use nan_guard::{NanGuard, Verdict};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, LrSchedule};
-pub use objective::{CompleteAnnotations, Mining, Objective, Supervised};
+pub use objective::{CompleteAnnotations, Mining, Objective, Supervised, complete_from_manifest};
 pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};
 pub use detect::{KeyImageDetections, detect_dataset};

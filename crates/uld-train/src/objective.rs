@@ -220,3 +220,25 @@ impl MiningScore {
         self.unlabelled_found += unlabelled.iter().filter(|u| hit(u, mined)).count();
     }
 }
+
+/// Every lesion on each image's key slice, from a `uld synth` manifest.
+pub fn complete_from_manifest(
+    manifest: &uld_data::synth::Manifest,
+    images: &[uld_data::loader::KeyImage],
+) -> CompleteAnnotations {
+    let mut by_series: std::collections::HashMap<&str, Vec<&uld_data::synth::ManifestLesion>> =
+        std::collections::HashMap::new();
+    for lesion in &manifest.lesions {
+        by_series.entry(lesion.series_id.as_str()).or_default().push(lesion);
+    }
+    images
+        .iter()
+        .map(|image| {
+            let series = image.series_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            by_series
+                .get(series)
+                .map(|lesions| lesions.iter().filter_map(|l| l.box_on(image.key_png)).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}

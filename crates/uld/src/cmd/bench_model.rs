@@ -1,0 +1,109 @@
+//! `uld bench model`: the model step (forward, loss, backward, SGD step) of
+//! uld against the same network in PyTorch, on the same input, threads and
+//! device, and the inference time per sample.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use uld_model::ModelConfig;
+use uld_model::bench::{BenchOptions, REFERENCE_SCRIPT, Reference, bench_predict, bench_step, reference_step};
+
+#[derive(Args)]
+pub struct ModelBenchArgs {
+    /// Model preset: tiny, small or deeplesion.
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// A model config TOML (instead of the preset).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Config overrides KEY=VALUE (TOML values, e.g. fpn.channels=64).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Images per step.
+    #[arg(long, default_value_t = 2)]
+    batch: i64,
+    /// Input side in pixels (default: the config's input.size).
+    #[arg(long)]
+    size: Option<i64>,
+    /// CPU threads for both uld and PyTorch.
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steps per round (the median is taken).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Rounds, uld and PyTorch alternating; the best round's median of each
+    /// is reported, so a noisy neighbour on a shared machine hurts both alike.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Python with torch for the reference.
+    #[arg(long, default_value = "python")]
+    python: PathBuf,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = REFERENCE_SCRIPT)]
+    reference: PathBuf,
+    /// Skip the PyTorch reference (uld's times only).
+    #[arg(long)]
+    no_reference: bool,
+    /// The reference's torch.optim.SGD implementation: default (PyTorch's
+    /// choice: foreach on CUDA), foreach or for-loop (one parameter at a
+    /// time, as libtorch's C++ SGD that uld uses).
+    #[arg(long, default_value = "default")]
+    reference_sgd: String,
+}
+
+pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => ModelConfig::load(path)?,
+        None => ModelConfig::preset(&args.preset)?,
+    };
+    cfg.set_all(args.overrides.iter().map(String::as_str))?;
+    let device = uld_train::device::open_device(&args.device)?;
+    let opts = BenchOptions {
+        batch: args.batch,
+        size: args.size,
+        threads: args.threads,
+        warmup: args.warmup,
+        steps: args.steps,
+        device,
+    };
+    let size = args.size.unwrap_or(cfg.input.size);
+    let name = args.config.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
+    println!(
+        "model {name}: batch {} x {} slices x {size}x{size}, {} threads, {}, best of {} rounds of {} steps after {} warm-up",
+        args.batch, cfg.input.slices, args.threads, args.device, args.rounds, args.steps, args.warmup
+    );
+    let reference = (!args.no_reference).then(|| Reference {
+        python: args.python.clone(),
+        script: args.reference.clone(),
+        extra_args: vec!["--sgd".into(), args.reference_sgd.clone()],
+    });
+    let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..args.rounds.max(1) {
+        ours = ours.min(bench_step(&cfg, &opts)?.median());
+        if let Some(reference) = &reference {
+            let t = reference_step(reference, &cfg, &opts)
+                .context("the PyTorch reference (source scripts/torch-env.sh, or pass --python)")?;
+            theirs = theirs.min(t.median());
+        }
+    }
+    println!("uld     train step {ours:.4} s");
+    if reference.is_some() {
+        println!("pytorch train step {theirs:.4} s (SGD {})", args.reference_sgd);
+        println!("ratio uld / pytorch {:.3}", ours / theirs);
+    }
+    let predict = bench_predict(&cfg, &opts)?.median();
+    println!(
+        "uld     inference  {:.1} ms per sample ({:.4} s per batch of {})",
+        1000.0 * predict / args.batch as f64,
+        predict,
+        args.batch
+    );
+    Ok(())
+}
