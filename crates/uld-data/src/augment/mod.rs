@@ -1,0 +1,13 @@
+//! Augmentation with exact geometry: every geometric change is a recorded
+//! [`Affine2`], so boxes (and a teacher's predictions) move between the
+//! original slice, the sample and any view exactly.
+
+mod affine;
+mod intensity;
+mod views;
+mod warp;
+
+pub use affine::{Affine2, ClipRule, MappedBoxes};
+pub use intensity::{add_noise, cut_out, jitter};
+pub use views::{StrongConfig, View, WeakConfig, strong_affine, strong_view, weak_view};
+pub use warp::warp_affine;
