@@ -1,0 +1,295 @@
+//! `uld eval`: score a detection file with a DeepLesion protocol and write
+//! the report; `uld bench eval`: the protocols' speed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use uld_data::deeplesion::{Split, read_dl_info};
+use uld_eval::bench::time_protocols;
+use uld_eval::report::{write_comparison, write_report};
+use uld_eval::{
+    BootstrapConfig, DetectionSet, EvalConfig, GroundTruth, KeySliceRow, KeySliceVariant,
+    LensSplit, Protocol, compare, evaluate, keyslice_ground_truth, read_harvester, read_lens,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// Key-slice FROC of 3DCE/MULAN (ground truth: DL_info.csv).
+    Keyslice,
+    /// Lesion-Harvester per-volume FROC and AP (ground truth: Lesion-Harvester JSON or `uld synth` annotations).
+    Harvester,
+    /// LENS 3D IoBB FROC (ground truth: DeepLesion_manual_1K_test_release.json).
+    Lens,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VariantArg {
+    /// MULAN: drops possibly-noisy lesions, clamps past the curve's end.
+    Mulan,
+    /// 3DCE: keeps possibly-noisy lesions, extrapolates past the curve's end.
+    #[value(name = "3dce")]
+    ThreeDce,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NoisyArg {
+    Keep,
+    Drop,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Train,
+    Val,
+    Test,
+    /// Every row of the file.
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LensSplitArg {
+    Val,
+    Test,
+    Both,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Evaluation protocol.
+    #[arg(long, value_enum)]
+    protocol: ProtocolArg,
+    /// Ground truth: DL_info.csv (keyslice), a Lesion-Harvester JSON
+    /// (harvester; lens with 3D-Box.json), or the LENS JSON (lens).
+    #[arg(long)]
+    gt: PathBuf,
+    /// Detection file (uld CSV, or JSON when it ends in .json).
+    #[arg(long)]
+    detections: PathBuf,
+    /// A second detection file: compare it with the first (paired bootstrap).
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Folder for report.md, report.json, froc.csv and the plots.
+    #[arg(long, default_value = "eval")]
+    out: PathBuf,
+    /// keyslice: which reference to follow.
+    #[arg(long, value_enum, default_value = "mulan")]
+    variant: VariantArg,
+    /// keyslice: keep or drop possibly-noisy lesions (default: as the variant).
+    #[arg(long, value_enum)]
+    noisy: Option<NoisyArg>,
+    /// keyslice: the DL_info split to evaluate.
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// lens: which part of the LENS file to evaluate (a Lesion-Harvester
+    /// file, e.g. 3D-Box.json, is read whole).
+    #[arg(long, value_enum, default_value = "test")]
+    lens_split: LensSplitArg,
+    /// Also report sensitivity and false positives at this score threshold.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Bootstrap replicates for confidence intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Seed of the bootstrap draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+    /// Skip the breakdowns by size, type and slice interval.
+    #[arg(long)]
+    no_breakdowns: bool,
+    /// Skip the FROC and precision-recall plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+fn protocol(p: ProtocolArg) -> Protocol {
+    match p {
+        ProtocolArg::Keyslice => Protocol::KeySlice,
+        ProtocolArg::Harvester => Protocol::Harvester,
+        ProtocolArg::Lens => Protocol::Lens,
+    }
+}
+
+fn is_lens_file(path: &Path) -> anyhow::Result<bool> {
+    // The LENS file's top level is {"val": .., "test": ..}: its first bytes tell.
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let head: String = String::from_utf8_lossy(&head[..n])
+        .split_whitespace()
+        .collect();
+    Ok(head.starts_with("{\"val\"") || head.starts_with("{\"test\""))
+}
+
+fn ground_truth(args: &EvalArgs, variant: KeySliceVariant) -> anyhow::Result<GroundTruth> {
+    let gt = match args.protocol {
+        ProtocolArg::Keyslice => {
+            let drop_noisy = match args.noisy {
+                Some(NoisyArg::Drop) => true,
+                Some(NoisyArg::Keep) => false,
+                None => variant.drops_noisy(),
+            };
+            let split = match args.split {
+                SplitArg::Train => Some(Split::Train),
+                SplitArg::Val => Some(Split::Val),
+                SplitArg::Test => Some(Split::Test),
+                SplitArg::All => None,
+            };
+            let records = read_dl_info(&args.gt)?;
+            let total = records.len();
+            let rows: Vec<KeySliceRow> = records
+                .into_iter()
+                .filter(|r| split.is_none_or(|s| r.split == s))
+                .map(|r| KeySliceRow {
+                    long_diameter_mm: r.long_diameter_mm(),
+                    slice_interval_mm: r.slice_interval_mm(),
+                    lesion_type: r.lesion_type.name().to_string(),
+                    bbox: r.bbox,
+                    possibly_noisy: r.possibly_noisy,
+                    image: r.file_name,
+                })
+                .collect();
+            if rows.is_empty() {
+                bail!(
+                    "{} has {total} rows but none in the chosen split; pick one with --split",
+                    args.gt.display()
+                );
+            }
+            keyslice_ground_truth(rows, drop_noisy, args.gt.display().to_string())
+        }
+        ProtocolArg::Harvester => read_harvester(&args.gt)?,
+        ProtocolArg::Lens => {
+            if is_lens_file(&args.gt)? {
+                let split = match args.lens_split {
+                    LensSplitArg::Val => LensSplit::Val,
+                    LensSplitArg::Test => LensSplit::Test,
+                    LensSplitArg::Both => LensSplit::Both,
+                };
+                read_lens(&args.gt, split)?
+            } else {
+                read_harvester(&args.gt)?
+            }
+        }
+    };
+    Ok(gt)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let variant = match args.variant {
+        VariantArg::Mulan => KeySliceVariant::Mulan,
+        VariantArg::ThreeDce => KeySliceVariant::ThreeDce,
+    };
+    let gt = ground_truth(args, variant)?;
+    let mut cfg = EvalConfig::new(protocol(args.protocol));
+    cfg.variant = variant;
+    cfg.score_threshold = args.threshold;
+    cfg.breakdowns = !args.no_breakdowns;
+    if !(0.0..1.0).contains(&args.level) || args.level <= 0.0 {
+        bail!("--level must lie between 0 and 1, got {}", args.level);
+    }
+    cfg.bootstrap = (args.bootstrap > 0).then_some(BootstrapConfig {
+        replicates: args.bootstrap,
+        seed: args.seed,
+        level: args.level,
+    });
+    let dets = DetectionSet::read(&args.detections)?;
+    let plots = !args.no_plots;
+    let written = if let Some(other) = &args.compare {
+        let other_dets = DetectionSet::read(other)?;
+        if cfg.bootstrap.is_none() {
+            bail!("--compare needs bootstrap replicates (--bootstrap > 0)");
+        }
+        let (a, b, cmp) = compare(&gt, &dets, &other_dets, &cfg)?;
+        let names = (stem(&args.detections), stem(other));
+        for (name, e) in [(&names.0, &a), (&names.1, &b)] {
+            println!("{name}: {}", headline(e));
+        }
+        let d = &cmp.summary;
+        println!(
+            "difference (B - A) of the mean sensitivity: {:+.4} [{:.4}, {:.4}], p = {:.4}",
+            d.difference, d.interval.low, d.interval.high, d.p_value
+        );
+        write_comparison(&args.out, &a, &b, &cmp, (&names.0, &names.1), plots)?
+    } else {
+        let e = evaluate(&gt, &dets, &cfg)?;
+        println!("{}", headline(&e));
+        for n in &e.notes {
+            println!("note: {n}");
+        }
+        write_report(&args.out, &e, &stem(&args.detections), plots)?
+    };
+    if plots && !written.plot_text {
+        println!(
+            "note: no TrueType font found (set ULD_FONT or install DejaVu); the plots were drawn without text"
+        );
+    }
+    for f in &written.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn headline(e: &uld_eval::Evaluation) -> String {
+    let k = e.summary_count.min(e.fp_points.len());
+    let mut s = format!(
+        "{} ({} {}s, {} lesions, {} detections): mean sensitivity at {}-{} FP {:.4}",
+        e.protocol.name(),
+        e.units,
+        e.protocol.unit(),
+        e.lesions,
+        e.detections,
+        e.fp_points[0],
+        e.fp_points[k - 1],
+        e.metrics.summary,
+    );
+    if let Some(iv) = &e.intervals {
+        s += &format!(" [{:.4}, {:.4}]", iv.summary.low, iv.summary.high);
+    }
+    if e.metrics.summary != e.metrics.summary_clamped {
+        s += &format!(" (clamped {:.4})", e.metrics.summary_clamped);
+    }
+    s += &format!(", AP {:.4}", e.metrics.ap);
+    s
+}
+
+#[derive(Args)]
+pub struct EvalBenchArgs {
+    /// Images (keyslice) or sub-volumes (harvester, lens).
+    #[arg(long, default_value_t = 5000)]
+    units: usize,
+    /// Detection rows per unit (harvester/lens: tracklets of 5 rows).
+    #[arg(long, default_value_t = 100)]
+    per_unit: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+/// `uld bench eval`: times each protocol on synthetic detections.
+pub fn bench(args: &EvalBenchArgs) -> anyhow::Result<()> {
+    for t in time_protocols(args.units, args.per_unit, args.repeats) {
+        println!(
+            "eval {:<9} {} units, {} rows ({} detections): {:.1} ms (median of {}), {:.1} ms per bootstrap replicate",
+            t.protocol.name(),
+            t.units,
+            t.rows,
+            t.detections,
+            t.evaluate.as_secs_f64() * 1e3,
+            args.repeats,
+            t.per_replicate.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
