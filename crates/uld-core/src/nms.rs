@@ -18,7 +18,12 @@ pub fn nms(boxes: &[Box2], scores: &[f32], iou_threshold: f32) -> Vec<usize> {
 
 /// [`nms`] that stops once `max_kept` boxes are kept: the same first
 /// `max_kept` indices, without visiting the candidates after them.
-pub fn nms_limited(boxes: &[Box2], scores: &[f32], iou_threshold: f32, max_kept: usize) -> Vec<usize> {
+pub fn nms_limited(
+    boxes: &[Box2],
+    scores: &[f32],
+    iou_threshold: f32,
+    max_kept: usize,
+) -> Vec<usize> {
     assert_eq!(boxes.len(), scores.len(), "one score per box");
     let mut order: Vec<usize> = (0..boxes.len())
         .filter(|&i| boxes[i].is_valid() && !scores[i].is_nan())
@@ -151,7 +156,9 @@ mod tests {
 
     #[test]
     fn a_limit_keeps_the_first_of_the_full_result() {
-        let boxes: Vec<Box2> = (0..50).map(|i| Box2::new(i as f32 * 7.0, 0.0, i as f32 * 7.0 + 10.0, 10.0)).collect();
+        let boxes: Vec<Box2> = (0..50)
+            .map(|i| Box2::new(i as f32 * 7.0, 0.0, i as f32 * 7.0 + 10.0, 10.0))
+            .collect();
         let scores: Vec<f32> = (0..50).map(|i| ((i * 37) % 50) as f32).collect();
         let full = nms(&boxes, &scores, 0.3);
         assert_eq!(nms_limited(&boxes, &scores, 0.3, 5), full[..5].to_vec());

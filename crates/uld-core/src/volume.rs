@@ -228,8 +228,9 @@ mod tests {
     #[test]
     fn bounds_of_marked_voxels() {
         let mut data = vec![0u8; 24];
-        data[(0 * 3 + 1) * 4 + 2] = 1; // (2, 1, 0)
-        data[(1 * 3 + 2) * 4 + 3] = 1; // (3, 2, 1)
+        let index = |x: usize, y: usize, z: usize| (z * 3 + y) * 4 + x;
+        data[index(2, 1, 0)] = 1;
+        data[index(3, 2, 1)] = 1;
         let v = Volume::new([4, 3, 2], [1.0; 3], data).unwrap();
         assert_eq!(v.bounds_where(|x| x > 0), Some(([2, 1, 0], [3, 2, 1], 2)));
         assert_eq!(v.bounds_where(|x| x > 1), None);

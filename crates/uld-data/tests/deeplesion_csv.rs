@@ -155,7 +155,7 @@ fn a_non_number_names_file_line_and_field() {
 
 #[test]
 fn a_missing_field_names_its_column() {
-    let short: String = GOOD_ROW.rsplitn(2, ',').nth(1).unwrap().to_string();
+    let short: String = GOOD_ROW.rsplit_once(',').unwrap().0.to_string();
     let err = parse(&[&short], BadRows::Stop).unwrap_err();
     let msg = err.to_string();
     assert!(

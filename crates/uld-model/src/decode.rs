@@ -59,13 +59,18 @@ pub fn decode(
         }
         offset += level.len();
     }
-    nms_limited(&boxes, &scores, cfg.nms_iou as f32, cfg.max_detections as usize)
-        .into_iter()
-        .map(|i| Detection {
-            bbox: boxes[i],
-            score: scores[i],
-        })
-        .collect()
+    nms_limited(
+        &boxes,
+        &scores,
+        cfg.nms_iou as f32,
+        cfg.max_detections as usize,
+    )
+    .into_iter()
+    .map(|i| Detection {
+        bbox: boxes[i],
+        score: scores[i],
+    })
+    .collect()
 }
 
 #[cfg(test)]

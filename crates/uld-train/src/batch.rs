@@ -7,7 +7,9 @@ use uld_model::ImageTargets;
 /// The batch's images as one `[B, C, H, W]` float tensor on `device`.
 pub fn images_tensor(batch: &ImageBatch, device: Device) -> Tensor {
     let shape = batch.shape.map(|d| d as i64);
-    Tensor::from_slice(&batch.data).view(shape).to_device(device)
+    Tensor::from_slice(&batch.data)
+        .view(shape)
+        .to_device(device)
 }
 
 /// The annotated boxes (weight 1) and ignore regions of each image.

@@ -74,8 +74,14 @@ pub fn save_checkpoint(
     Ok(tensors)
 }
 
-fn prefixed(prefix: &str, vars: std::collections::HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
-    let mut named: Vec<(String, Tensor)> = vars.into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)).collect();
+fn prefixed(
+    prefix: &str,
+    vars: std::collections::HashMap<String, Tensor>,
+) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = vars
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}.{n}"), t))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
 }
@@ -91,9 +97,12 @@ fn read_latest(dir: &Path) -> Result<Option<Latest>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::data(Location::file(&path), format!("not a checkpoint index: {e}")))
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::data(
+            Location::file(&path),
+            format!("not a checkpoint index: {e}"),
+        )
+    })
 }
 
 /// Loads the newest checkpoint into the given stores and optimiser.
@@ -108,7 +117,8 @@ pub fn load_latest<M: DeserializeOwned>(
     };
     let path = dir.join(&latest.tensors);
     let bad = |message: String| Error::data(Location::file(&path), message);
-    let named = Tensor::read_safetensors(&path).map_err(|e| bad(format!("cannot read tensors: {e}")))?;
+    let named =
+        Tensor::read_safetensors(&path).map_err(|e| bad(format!("cannot read tensors: {e}")))?;
     restore(model, "model", &named).map_err(&bad)?;
     if let Some(teacher) = teacher {
         restore(teacher, "teacher", &named).map_err(&bad)?;
@@ -116,19 +126,33 @@ pub fn load_latest<M: DeserializeOwned>(
     if let Some(optimizer) = optimizer {
         let state: Vec<(String, Tensor)> = named
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix("optim.").map(|n| (n.to_string(), t.shallow_clone())))
+            .filter_map(|(n, t)| {
+                n.strip_prefix("optim.")
+                    .map(|n| (n.to_string(), t.shallow_clone()))
+            })
             .collect();
         optimizer.load_state(&state).map_err(&bad)?;
     }
     let meta_path = dir.join(&latest.meta);
     let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-    let meta = serde_json::from_str(&text)
-        .map_err(|e| Error::data(Location::file(&meta_path), format!("bad checkpoint metadata: {e}")))?;
-    Ok(Some(Restored { step: latest.step, meta }))
+    let meta = serde_json::from_str(&text).map_err(|e| {
+        Error::data(
+            Location::file(&meta_path),
+            format!("bad checkpoint metadata: {e}"),
+        )
+    })?;
+    Ok(Some(Restored {
+        step: latest.step,
+        meta,
+    }))
 }
 
 /// Copies `prefix.*` tensors into the store's variables of the same names.
-pub fn restore(vs: &mut VarStore, prefix: &str, named: &[(String, Tensor)]) -> std::result::Result<(), String> {
+pub fn restore(
+    vs: &mut VarStore,
+    prefix: &str,
+    named: &[(String, Tensor)],
+) -> std::result::Result<(), String> {
     let by_name: std::collections::HashMap<&str, &Tensor> = named
         .iter()
         .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.strip_prefix('.')?, t)))
@@ -139,7 +163,11 @@ pub fn restore(vs: &mut VarStore, prefix: &str, named: &[(String, Tensor)]) -> s
                 .get(name.as_str())
                 .ok_or_else(|| format!("no tensor `{prefix}.{name}`"))?;
             if src.size() != var.size() {
-                return Err(format!("`{prefix}.{name}` has shape {:?}, the model expects {:?}", src.size(), var.size()));
+                return Err(format!(
+                    "`{prefix}.{name}` has shape {:?}, the model expects {:?}",
+                    src.size(),
+                    var.size()
+                ));
             }
             var.copy_(src);
         }
@@ -152,4 +180,9 @@ pub fn tensor_names(path: &Path) -> Result<Vec<String>> {
     let named = Tensor::read_safetensors(path)
         .map_err(|e| Error::data(Location::file(path), format!("cannot read tensors: {e}")))?;
     Ok(named.into_iter().map(|(n, _)| n).collect())
+}
+
+/// The tensors file of the newest complete checkpoint in `dir`, if any.
+pub fn latest_tensors(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(read_latest(dir)?.map(|l| dir.join(l.tensors)))
 }

@@ -108,7 +108,10 @@ impl TrainConfig {
                 base_lr: 2e-3,
                 warmup_steps: 10,
                 warmup_factor: 0.1,
-                decay: Decay::Cosine { total_steps: 60, min_factor: 0.1 },
+                decay: Decay::Cosine {
+                    total_steps: 60,
+                    min_factor: 0.1,
+                },
             },
             mining: MiningConfig::default(),
         }
@@ -129,12 +132,20 @@ impl TrainConfig {
                 groups: 1,
                 ..SampleConfig::default()
             },
-            loader: LoaderConfig { batch_size: 4, workers: 1, prefetch: 4, ..Self::tiny().loader },
+            loader: LoaderConfig {
+                batch_size: 4,
+                workers: 1,
+                prefetch: 4,
+                ..Self::tiny().loader
+            },
             schedule: LrSchedule {
                 base_lr: 1e-3,
                 warmup_steps: 100,
                 warmup_factor: 0.01,
-                decay: Decay::Cosine { total_steps: steps, min_factor: 0.05 },
+                decay: Decay::Cosine {
+                    total_steps: steps,
+                    min_factor: 0.05,
+                },
             },
             ..Self::tiny()
         }
@@ -155,13 +166,24 @@ impl TrainConfig {
             cache_bytes: 4 << 30,
             model: ModelConfig::deeplesion(),
             sample: SampleConfig::default(),
-            loader: LoaderConfig { batch_size: 8, workers: 8, prefetch: 8, ..Self::tiny().loader },
-            optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4 },
+            loader: LoaderConfig {
+                batch_size: 8,
+                workers: 8,
+                prefetch: 8,
+                ..Self::tiny().loader
+            },
+            optimizer: OptimizerConfig::Sgd {
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            },
             schedule: LrSchedule {
                 base_lr: 0.01,
                 warmup_steps: 1000,
                 warmup_factor: 0.001,
-                decay: Decay::Step { milestones: vec![40_000, 53_000], gamma: 0.1 },
+                decay: Decay::Step {
+                    milestones: vec![40_000, 53_000],
+                    gamma: 0.1,
+                },
             },
             ..Self::tiny()
         }
@@ -189,7 +211,9 @@ impl TrainConfig {
 
     /// Checks every number a user may have mistyped; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |field: &str, message: String| Err(Error::invalid(format!("config `{field}`"), message));
+        let invalid = |field: &str, message: String| {
+            Err(Error::invalid(format!("config `{field}`"), message))
+        };
         if self.steps == 0 {
             return invalid("steps", "must be at least 1".into());
         }
@@ -221,8 +245,12 @@ impl TrainConfig {
         if self.loader.batch_size == 0 {
             return invalid("loader.batch_size", "must be at least 1".into());
         }
-        self.optimizer.validate().map_err(|m| Error::invalid("config `optimizer`", m))?;
-        self.schedule.validate().map_err(|m| Error::invalid("config `schedule`", m))?;
+        self.optimizer
+            .validate()
+            .map_err(|m| Error::invalid("config `optimizer`", m))?;
+        self.schedule
+            .validate()
+            .map_err(|m| Error::invalid("config `schedule`", m))?;
         self.mining.validate()
     }
 }

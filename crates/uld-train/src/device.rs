@@ -12,7 +12,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(Device::Cuda)
-            .ok_or_else(|| Error::invalid("device", format!("`{other}` is not cpu, cuda or cuda:N"))),
+            .ok_or_else(|| {
+                Error::invalid("device", format!("`{other}` is not cpu, cuda or cuda:N"))
+            }),
     }
 }
 
@@ -40,7 +42,12 @@ mod tests {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
         assert_eq!(parse_device("cuda").unwrap(), Device::Cuda(0));
         assert_eq!(parse_device("cuda:1").unwrap(), Device::Cuda(1));
-        assert!(parse_device("gpu").unwrap_err().to_string().contains("`gpu`"));
+        assert!(
+            parse_device("gpu")
+                .unwrap_err()
+                .to_string()
+                .contains("`gpu`")
+        );
     }
 
     #[test]

@@ -13,7 +13,11 @@ pub fn ema_update(teacher: &VarStore, student: &VarStore, momentum: f64) -> Resu
                 .get(&name)
                 .ok_or_else(|| format!("the student has no variable `{name}`"))?;
             if s.size() != t.size() {
-                return Err(format!("`{name}`: teacher {:?} vs student {:?}", t.size(), s.size()));
+                return Err(format!(
+                    "`{name}`: teacher {:?} vs student {:?}",
+                    t.size(),
+                    s.size()
+                ));
             }
             if t.is_floating_point() {
                 let _ = t.g_mul_scalar_(momentum).g_add_(&(s * (1.0 - momentum)));
@@ -43,7 +47,10 @@ mod tests {
         ema_update(&teacher, &student, 0.9).unwrap();
         let got: Vec<f32> = Vec::try_from(&t).unwrap();
         // 0.9 * 1 + 0.1 * 3 = 1.2; 0.9 * 2 + 0.1 * -2 = 1.6
-        assert!((got[0] - 1.2).abs() < 1e-6 && (got[1] - 1.6).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 1.2).abs() < 1e-6 && (got[1] - 1.6).abs() < 1e-6,
+            "{got:?}"
+        );
         assert_eq!(t.kind(), Kind::Float);
     }
 
@@ -53,6 +60,10 @@ mod tests {
         let student = VarStore::new(Device::Cpu);
         let _t = teacher.root().zeros("w", &[2]);
         let _s = student.root().zeros("other", &[2]);
-        assert!(ema_update(&teacher, &student, 0.99).unwrap_err().contains("`w`"));
+        assert!(
+            ema_update(&teacher, &student, 0.99)
+                .unwrap_err()
+                .contains("`w`")
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! teacher, atomic checkpoints and exact resume.
 
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod detect;
@@ -15,16 +16,20 @@ pub mod objective;
 pub mod optim;
 pub mod overrides;
 pub mod schedule;
+pub mod tracklets;
+pub mod trained;
 pub mod trainer;
+pub mod validate;
 
 pub use checkpoint::{latest_step, load_latest, save_checkpoint};
 pub use config::{Mode, TrainConfig};
+pub use detect::{KeyImageDetections, detect_dataset};
 pub use ema::ema_update;
 pub use metrics::MetricsLog;
 pub use mining::{MiningConfig, PseudoLabels, merge_pseudo_labels};
 pub use nan_guard::{NanGuard, Verdict};
+pub use objective::{CompleteAnnotations, Mining, Objective, Supervised, complete_from_manifest};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, LrSchedule};
-pub use objective::{CompleteAnnotations, Mining, Objective, Supervised, complete_from_manifest};
+pub use trained::{TrainedDetector, load_trained};
 pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};
-pub use detect::{KeyImageDetections, detect_dataset};

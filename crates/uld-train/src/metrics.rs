@@ -24,7 +24,9 @@ impl MetricsLog {
             (Some(step), true) => lines_up_to(&path, step)?,
             _ => Vec::new(),
         };
-        write_atomically(&path, |w| kept.iter().try_for_each(|line| writeln!(w, "{line}")))?;
+        write_atomically(&path, |w| {
+            kept.iter().try_for_each(|line| writeln!(w, "{line}"))
+        })?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -34,7 +36,8 @@ impl MetricsLog {
 
     /// Appends one record; it must serialise to a JSON object with a `step` field.
     pub fn log(&mut self, record: &impl Serialize) -> Result<()> {
-        let line = serde_json::to_string(record).map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
+        let line = serde_json::to_string(record)
+            .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
         writeln!(self.file, "{line}")
             .and_then(|()| self.file.flush())
             .map_err(|e| Error::io(&self.path, e))
@@ -82,7 +85,11 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let steps: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(steps, vec![10, 20, 25]);
     }

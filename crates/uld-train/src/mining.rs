@@ -59,21 +59,40 @@ impl Default for MiningConfig {
 
 impl MiningConfig {
     pub fn validate(&self) -> Result<()> {
-        let invalid = |field: &str, m: String| Err(Error::invalid(format!("config `mining.{field}`"), m));
+        let invalid =
+            |field: &str, m: String| Err(Error::invalid(format!("config `mining.{field}`"), m));
         if !(0.0..=1.0).contains(&self.tau_high) || !(0.0..=1.0).contains(&self.tau_low) {
-            return invalid("tau_high", format!("thresholds must be in [0, 1], got {} and {}", self.tau_high, self.tau_low));
+            return invalid(
+                "tau_high",
+                format!(
+                    "thresholds must be in [0, 1], got {} and {}",
+                    self.tau_high, self.tau_low
+                ),
+            );
         }
         if self.tau_low > self.tau_high {
-            return invalid("tau_low", format!("{} is above tau_high {}", self.tau_low, self.tau_high));
+            return invalid(
+                "tau_low",
+                format!("{} is above tau_high {}", self.tau_low, self.tau_high),
+            );
         }
         if !(0.0..1.0).contains(&self.ema_momentum) {
-            return invalid("ema_momentum", format!("must be in [0, 1), got {}", self.ema_momentum));
+            return invalid(
+                "ema_momentum",
+                format!("must be in [0, 1), got {}", self.ema_momentum),
+            );
         }
         if !(0.0..=1.0).contains(&self.burn_in_fraction) {
-            return invalid("burn_in_fraction", format!("must be in [0, 1], got {}", self.burn_in_fraction));
+            return invalid(
+                "burn_in_fraction",
+                format!("must be in [0, 1], got {}", self.burn_in_fraction),
+            );
         }
         if !(0.0..=1.0).contains(&self.gt_overlap_iou) {
-            return invalid("gt_overlap_iou", format!("must be in [0, 1], got {}", self.gt_overlap_iou));
+            return invalid(
+                "gt_overlap_iou",
+                format!("must be in [0, 1], got {}", self.gt_overlap_iou),
+            );
         }
         Ok(())
     }
@@ -94,11 +113,16 @@ pub struct PseudoLabels {
 }
 
 /// Merges the teacher's `(box, score)` predictions with an image's annotated boxes.
-pub fn merge_pseudo_labels(annotated: &[Box2], predictions: &[(Box2, f32)], config: &MiningConfig) -> PseudoLabels {
+pub fn merge_pseudo_labels(
+    annotated: &[Box2],
+    predictions: &[(Box2, f32)],
+    config: &MiningConfig,
+) -> PseudoLabels {
     let mut order: Vec<usize> = (0..predictions.len()).collect();
     order.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
     let mut out = PseudoLabels::default();
-    let overlaps = |b: &Box2, others: &[Box2]| others.iter().any(|o| o.iou(b) >= config.gt_overlap_iou);
+    let overlaps =
+        |b: &Box2, others: &[Box2]| others.iter().any(|o| o.iou(b) >= config.gt_overlap_iou);
     for i in order {
         let (b, score) = predictions[i];
         if !b.is_valid() || score < config.tau_low || overlaps(&b, annotated) {
@@ -109,7 +133,8 @@ pub fn merge_pseudo_labels(annotated: &[Box2], predictions: &[(Box2, f32)], conf
             if !overlaps(&b, &out.boxes) {
                 out.boxes.push(b);
                 out.scores.push(score);
-                out.weights.push(if config.soft_weights { score } else { 1.0 });
+                out.weights
+                    .push(if config.soft_weights { score } else { 1.0 });
             }
         } else if config.ignore_band {
             out.ignore.push(b);
@@ -130,7 +155,7 @@ mod tests {
     fn confident_new_lesions_become_pseudo_boxes_and_the_band_is_ignored() {
         let gt = [b(10.0, 10.0, 20.0)];
         let preds = [
-            (b(11.0, 11.0, 20.0), 0.95), // the annotated lesion again: dropped
+            (b(11.0, 11.0, 20.0), 0.95),  // the annotated lesion again: dropped
             (b(100.0, 100.0, 16.0), 0.8), // a new lesion
             (b(200.0, 50.0, 12.0), 0.4),  // uncertain: ignore region
             (b(300.0, 300.0, 10.0), 0.1), // background
@@ -144,7 +169,11 @@ mod tests {
     #[test]
     fn switches_change_the_rule() {
         let preds = [(b(100.0, 100.0, 16.0), 0.8), (b(200.0, 50.0, 12.0), 0.4)];
-        let config = MiningConfig { ignore_band: false, soft_weights: true, ..MiningConfig::default() };
+        let config = MiningConfig {
+            ignore_band: false,
+            soft_weights: true,
+            ..MiningConfig::default()
+        };
         let out = merge_pseudo_labels(&[], &preds, &config);
         assert_eq!(out.weights, vec![0.8]);
         assert!(out.ignore.is_empty());
@@ -152,8 +181,13 @@ mod tests {
 
     #[test]
     fn the_cap_keeps_the_best_and_ignores_the_rest() {
-        let preds: Vec<(Box2, f32)> = (0..5).map(|i| (b(40.0 * i as f32, 0.0, 20.0), 0.6 + 0.05 * i as f32)).collect();
-        let config = MiningConfig { max_pseudo_per_image: 2, ..MiningConfig::default() };
+        let preds: Vec<(Box2, f32)> = (0..5)
+            .map(|i| (b(40.0 * i as f32, 0.0, 20.0), 0.6 + 0.05 * i as f32))
+            .collect();
+        let config = MiningConfig {
+            max_pseudo_per_image: 2,
+            ..MiningConfig::default()
+        };
         let out = merge_pseudo_labels(&[], &preds, &config);
         assert_eq!(out.scores, vec![0.8, 0.75]);
         assert_eq!(out.ignore.len(), 3);
@@ -169,8 +203,16 @@ mod tests {
 
     #[test]
     fn bad_thresholds_are_named() {
-        let c = MiningConfig { tau_low: 0.8, ..MiningConfig::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("mining.tau_low"));
+        let c = MiningConfig {
+            tau_low: 0.8,
+            ..MiningConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("mining.tau_low")
+        );
         assert_eq!(MiningConfig::default().burn_in_steps(1000), 150);
     }
 }

@@ -65,10 +65,15 @@ impl Objective for Supervised {
 }
 
 fn only_view(batch: &TrainBatch, k: usize) -> Result<&ImageBatch> {
-    batch
-        .views
-        .get(k)
-        .ok_or_else(|| Error::invalid("batch", format!("has {} views, the objective needs view {k}", batch.views.len())))
+    batch.views.get(k).ok_or_else(|| {
+        Error::invalid(
+            "batch",
+            format!(
+                "has {} views, the objective needs view {k}",
+                batch.views.len()
+            ),
+        )
+    })
 }
 
 /// The complete annotations of the training images, where they are known
@@ -111,7 +116,11 @@ impl Mining {
     /// The views of the batch: (teacher's, student's).
     fn view_pair<'b>(&self, batch: &'b TrainBatch) -> Result<(&'b ImageBatch, &'b ImageBatch)> {
         let teacher = only_view(batch, 0)?;
-        let student = if self.config.weak_strong_views { only_view(batch, 1)? } else { teacher };
+        let student = if self.config.weak_strong_views {
+            only_view(batch, 1)?
+        } else {
+            teacher
+        };
         Ok((teacher, student))
     }
 }
@@ -124,7 +133,11 @@ fn to_student_view(b: &Box2, map: &Affine2, size: [usize; 2]) -> Option<Box2> {
 
 impl Objective for Mining {
     fn views(&self) -> ViewMode {
-        if self.config.weak_strong_views { ViewMode::WeakStrong } else { ViewMode::Weak }
+        if self.config.weak_strong_views {
+            ViewMode::WeakStrong
+        } else {
+            ViewMode::Weak
+        }
     }
 
     fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared> {
@@ -133,7 +146,11 @@ impl Objective for Mining {
         let mut targets = annotated_targets(student_view);
         let mut stats = BTreeMap::new();
         if !self.mining_started(step) {
-            return Ok(Prepared { images, targets, stats });
+            return Ok(Prepared {
+                images,
+                targets,
+                stats,
+            });
         }
         let predictions = self.teacher.predict(&images_tensor(teacher_view, device));
         let mut score = MiningScore::default();
@@ -144,14 +161,27 @@ impl Objective for Mining {
                 .ok_or_else(|| Error::invalid("view", "a teacher view cannot be inverted"))?;
             let moved: Vec<(Box2, f32)> = preds
                 .iter()
-                .filter_map(|d| Some((to_student_view(&d.bbox.clip(from.size[0] as f32, from.size[1] as f32), &map, to.size)?, d.score)))
+                .filter_map(|d| {
+                    Some((
+                        to_student_view(
+                            &d.bbox.clip(from.size[0] as f32, from.size[1] as f32),
+                            &map,
+                            to.size,
+                        )?,
+                        d.score,
+                    ))
+                })
                 .collect();
             let pseudo = merge_pseudo_labels(&target.boxes, &moved, &self.config);
             if let (Some(complete), Some(back)) = (&self.complete, to.to_view.inverse()) {
                 let item = batch.indices[i];
                 let mined: Vec<Box2> = pseudo.boxes.iter().map(|b| back.map_box(b)).collect();
                 let labelled: Vec<Box2> = to.boxes.iter().map(|b| back.map_box(b)).collect();
-                score.add(&mined, &labelled, complete.get(item).map_or(&[][..], Vec::as_slice));
+                score.add(
+                    &mined,
+                    &labelled,
+                    complete.get(item).map_or(&[][..], Vec::as_slice),
+                );
             }
             score.pseudo += pseudo.boxes.len();
             score.ignored += pseudo.ignore.len();
@@ -168,7 +198,11 @@ impl Objective for Mining {
             stats.insert("unlabelled".into(), score.unlabelled as f64);
             stats.insert("unlabelled_found".into(), score.unlabelled_found as f64);
         }
-        Ok(Prepared { images, targets, stats })
+        Ok(Prepared {
+            images,
+            targets,
+            stats,
+        })
     }
 
     fn after_step(&mut self, step: u64, student: &VarStore) -> Result<()> {
@@ -208,7 +242,11 @@ struct MiningScore {
 impl MiningScore {
     fn add(&mut self, mined: &[Box2], labelled: &[Box2], complete: &[Box2]) {
         let hit = |a: &Box2, set: &[Box2]| set.iter().any(|b| a.iou(b) >= 0.5);
-        let unlabelled: Vec<Box2> = complete.iter().filter(|c| !hit(c, labelled)).copied().collect();
+        let unlabelled: Vec<Box2> = complete
+            .iter()
+            .filter(|c| !hit(c, labelled))
+            .copied()
+            .collect();
         for m in mined {
             if hit(m, &unlabelled) {
                 self.true_mined += 1;
@@ -229,15 +267,27 @@ pub fn complete_from_manifest(
     let mut by_series: std::collections::HashMap<&str, Vec<&uld_data::synth::ManifestLesion>> =
         std::collections::HashMap::new();
     for lesion in &manifest.lesions {
-        by_series.entry(lesion.series_id.as_str()).or_default().push(lesion);
+        by_series
+            .entry(lesion.series_id.as_str())
+            .or_default()
+            .push(lesion);
     }
     images
         .iter()
         .map(|image| {
-            let series = image.series_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let series = image
+                .series_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             by_series
                 .get(series)
-                .map(|lesions| lesions.iter().filter_map(|l| l.box_on(image.key_png)).collect())
+                .map(|lesions| {
+                    lesions
+                        .iter()
+                        .filter_map(|l| l.box_on(image.key_png))
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .collect()

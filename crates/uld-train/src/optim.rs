@@ -42,14 +42,22 @@ impl OptimizerConfig {
             }
         };
         match *self {
-            Self::Sgd { momentum, weight_decay } => {
+            Self::Sgd {
+                momentum,
+                weight_decay,
+            } => {
                 unit("momentum", momentum)?;
                 non_negative("weight_decay", weight_decay)
             }
-            Self::AdamW { beta1, beta2, eps, weight_decay } => {
+            Self::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)?;
-                if !(eps > 0.0) {
+                if eps.is_nan() || eps <= 0.0 {
                     return Err(format!("eps must be > 0, got {eps}"));
                 }
                 non_negative("weight_decay", weight_decay)
@@ -101,13 +109,24 @@ impl Optimizer {
     /// Scales gradients so their global L2 norm is at most `max_norm`;
     /// returns the norm before scaling (NaN/inf when a gradient is not finite).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
         let total = tch::no_grad(|| {
-            let squares: Vec<Tensor> = grads.iter().map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float)).collect();
-            Tensor::stack(&squares, 0).sum(Kind::Float).sqrt().double_value(&[])
+            let squares: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
+                .collect();
+            Tensor::stack(&squares, 0)
+                .sum(Kind::Float)
+                .sqrt()
+                .double_value(&[])
         });
         if total.is_finite() && total > max_norm {
             let scale = max_norm / (total + 1e-6);
@@ -131,10 +150,20 @@ impl Optimizer {
                     continue;
                 }
                 match self.config {
-                    OptimizerConfig::Sgd { momentum, weight_decay } => {
-                        let g = if weight_decay > 0.0 { &grad + &*p * weight_decay } else { grad };
+                    OptimizerConfig::Sgd {
+                        momentum,
+                        weight_decay,
+                    } => {
+                        let g = if weight_decay > 0.0 {
+                            &grad + &*p * weight_decay
+                        } else {
+                            grad
+                        };
                         let update = if momentum > 0.0 {
-                            let buffers = self.state.entry(name.clone()).or_insert_with(|| vec![g.zeros_like()]);
+                            let buffers = self
+                                .state
+                                .entry(name.clone())
+                                .or_insert_with(|| vec![g.zeros_like()]);
                             // A zero buffer makes the first update `buf = g`, as PyTorch's.
                             let mut buf = buffers[0].shallow_clone();
                             let _ = buf.g_mul_scalar_(momentum).g_add_(&g);
@@ -144,7 +173,12 @@ impl Optimizer {
                         };
                         let _ = p.g_add_(&(update * -lr));
                     }
-                    OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
+                    OptimizerConfig::AdamW {
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                    } => {
                         if weight_decay > 0.0 {
                             let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
                         }
@@ -152,9 +186,12 @@ impl Optimizer {
                             .state
                             .entry(name.clone())
                             .or_insert_with(|| vec![grad.zeros_like(), grad.zeros_like()]);
-                        let (mut m, mut v) = (buffers[0].shallow_clone(), buffers[1].shallow_clone());
+                        let (mut m, mut v) =
+                            (buffers[0].shallow_clone(), buffers[1].shallow_clone());
                         let _ = m.g_mul_scalar_(beta1).g_add_(&(&grad * (1.0 - beta1)));
-                        let _ = v.g_mul_scalar_(beta2).addcmul_(&grad, &(&grad * (1.0 - beta2)));
+                        let _ = v
+                            .g_mul_scalar_(beta2)
+                            .addcmul_(&grad, &(&grad * (1.0 - beta2)));
                         let bias1 = 1.0 - beta1.powi(t);
                         let bias2 = 1.0 - beta2.powi(t);
                         let denom = (&v / bias2).sqrt() + eps;
@@ -179,7 +216,9 @@ impl Optimizer {
     /// Restores buffers saved by [`Self::state_tensors`].
     pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Result<(), String> {
         let by_name: BTreeMap<&str, &Tensor> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let steps = by_name.get("steps").ok_or("optimiser state has no `steps`")?;
+        let steps = by_name
+            .get("steps")
+            .ok_or("optimiser state has no `steps`")?;
         self.steps = steps.int64_value(&[]) as u64;
         let buffers_per_param = match self.config {
             OptimizerConfig::Sgd { .. } => 1,
@@ -196,7 +235,11 @@ impl Optimizer {
                 0 => {}
                 n if n == buffers_per_param => {
                     if found[0].size() != p.size() {
-                        return Err(format!("optimiser buffer of `{param}` has shape {:?}, the parameter {:?}", found[0].size(), p.size()));
+                        return Err(format!(
+                            "optimiser buffer of `{param}` has shape {:?}, the parameter {:?}",
+                            found[0].size(),
+                            p.size()
+                        ));
                     }
                     self.state.insert(param.clone(), found);
                 }

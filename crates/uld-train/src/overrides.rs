@@ -20,9 +20,12 @@ pub fn with_override<T: Serialize + DeserializeOwned>(config: &T, assignment: &s
     let mut node = &mut root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let table = node
-            .as_table_mut()
-            .ok_or_else(|| invalid(format!("`{key}`: `{}` is not a table", parts[..i].join("."))))?;
+        let table = node.as_table_mut().ok_or_else(|| {
+            invalid(format!(
+                "`{key}`: `{}` is not a table",
+                parts[..i].join(".")
+            ))
+        })?;
         node = table
             .get_mut(*part)
             .ok_or_else(|| invalid(format!("`{key}`: no field `{part}`")))?;
@@ -50,7 +53,13 @@ mod tests {
     }
 
     fn outer() -> Outer {
-        Outer { steps: 3, inner: Inner { rate: 0.1, name: "a".into() } }
+        Outer {
+            steps: 3,
+            inner: Inner {
+                rate: 0.1,
+                name: "a".into(),
+            },
+        }
     }
 
     #[test]
@@ -64,9 +73,13 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_types_are_named() {
-        let err = with_override(&outer(), "inner.rte=0.5").unwrap_err().to_string();
+        let err = with_override(&outer(), "inner.rte=0.5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no field `rte`"), "{err}");
-        let err = with_override(&outer(), "steps=fast").unwrap_err().to_string();
+        let err = with_override(&outer(), "steps=fast")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("steps=fast"), "{err}");
         assert!(with_override(&outer(), "steps").is_err());
     }

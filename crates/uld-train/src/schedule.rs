@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 pub enum Decay {
     Constant,
     /// Multiply by `gamma` at each milestone step.
-    Step { milestones: Vec<u64>, gamma: f64 },
+    Step {
+        milestones: Vec<u64>,
+        gamma: f64,
+    },
     /// Half a cosine from the base rate down to `base * min_factor` at `total_steps`.
-    Cosine { total_steps: u64, min_factor: f64 },
+    Cosine {
+        total_steps: u64,
+        min_factor: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +42,8 @@ impl LrSchedule {
                 min_factor,
             } => {
                 let t = (step as f64 / (*total_steps).max(1) as f64).min(1.0);
-                let factor = min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+                let factor = min_factor
+                    + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
                 self.base_lr * factor
             }
         };
@@ -54,7 +61,10 @@ impl LrSchedule {
             return Err(format!("base_lr must be positive, got {}", self.base_lr));
         }
         if !(0.0..=1.0).contains(&self.warmup_factor) {
-            return Err(format!("warmup_factor must be in [0, 1], got {}", self.warmup_factor));
+            return Err(format!(
+                "warmup_factor must be in [0, 1], got {}",
+                self.warmup_factor
+            ));
         }
         match &self.decay {
             Decay::Step { milestones, gamma } => {
@@ -66,7 +76,9 @@ impl LrSchedule {
                 }
             }
             Decay::Cosine { min_factor, .. } if !(0.0..=1.0).contains(min_factor) => {
-                return Err(format!("cosine min_factor must be in [0, 1], got {min_factor}"));
+                return Err(format!(
+                    "cosine min_factor must be in [0, 1], got {min_factor}"
+                ));
             }
             _ => {}
         }
@@ -88,7 +100,10 @@ mod tests {
             base_lr: 0.1,
             warmup_steps: 10,
             warmup_factor: 0.001,
-            decay: Decay::Step { milestones: vec![100, 150], gamma: 0.1 },
+            decay: Decay::Step {
+                milestones: vec![100, 150],
+                gamma: 0.1,
+            },
         };
         assert!(close(s.lr_at(0), 0.1 * 0.001));
         assert!(close(s.lr_at(5), 0.1 * (0.001 * 0.5 + 0.5)));
@@ -105,7 +120,10 @@ mod tests {
             base_lr: 1.0,
             warmup_steps: 0,
             warmup_factor: 1.0,
-            decay: Decay::Cosine { total_steps: 100, min_factor: 0.1 },
+            decay: Decay::Cosine {
+                total_steps: 100,
+                min_factor: 0.1,
+            },
         };
         assert!(close(s.lr_at(0), 1.0));
         assert!(close(s.lr_at(50), 0.55));
@@ -119,7 +137,10 @@ mod tests {
             base_lr: -1.0,
             warmup_steps: 0,
             warmup_factor: 1.0,
-            decay: Decay::Step { milestones: vec![5, 3], gamma: 0.1 },
+            decay: Decay::Step {
+                milestones: vec![5, 3],
+                gamma: 0.1,
+            },
         };
         assert!(s.validate().unwrap_err().contains("base_lr"));
         s.base_lr = 0.1;

@@ -140,7 +140,10 @@ pub fn train(
     let loader = Loader::new(dataset, config.loader.clone())?;
     let per_epoch = loader.batches(0).len() as u64;
     if per_epoch == 0 {
-        return Err(Error::invalid("training data", "fewer images than one batch (drop_last)"));
+        return Err(Error::invalid(
+            "training data",
+            "fewer images than one batch (drop_last)",
+        ));
     }
     let mut step = resumed_from.unwrap_or(0);
     let mut last = None;
@@ -157,7 +160,9 @@ pub fn train(
             }
             let batch = batch?;
             let prepared = objective.prepare(step, &batch, device)?;
-            let terms = student.detector.loss(&prepared.images, &prepared.targets, true);
+            let terms = student
+                .detector
+                .loss(&prepared.images, &prepared.targets, true);
             let values = terms.values();
             let lr = config.schedule.lr_at(step);
             let mut grad_norm = f64::NAN;
@@ -165,7 +170,8 @@ pub fn train(
                 Verdict::Step => {
                     optimizer.zero_grad();
                     terms.total.backward();
-                    grad_norm = optimizer.clip_grad_norm(config.clip_grad_norm.unwrap_or(f64::INFINITY));
+                    grad_norm =
+                        optimizer.clip_grad_norm(config.clip_grad_norm.unwrap_or(f64::INFINITY));
                     optimizer.step(lr);
                 }
                 Verdict::Skip => {}
@@ -203,7 +209,8 @@ pub fn train(
                 observer.step(&log);
                 (window_start, window_samples, window_steps) = (Instant::now(), 0, 0);
             }
-            let validate_now = step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
+            let validate_now =
+                step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
             if let (true, Some(v)) = (validate_now, validator.as_deref_mut()) {
                 let detector = objective.teacher_detector().unwrap_or(&student.detector);
                 let result = v.validate(detector, step)?;
@@ -216,22 +223,48 @@ pub fn train(
                 last = Some(result);
             }
             if step % config.checkpoint_every == 0 || step == config.steps {
-                let meta = CheckpointMeta { step, epoch, skipped_nonfinite: guard.skipped, best: best.clone() };
-                save_checkpoint(&checkpoints, step, &student.store, objective.teacher(), &optimizer, &meta)?;
+                let meta = CheckpointMeta {
+                    step,
+                    epoch,
+                    skipped_nonfinite: guard.skipped,
+                    best: best.clone(),
+                };
+                save_checkpoint(
+                    &checkpoints,
+                    step,
+                    &student.store,
+                    objective.teacher(),
+                    &optimizer,
+                    &meta,
+                )?;
             }
         }
     }
-    Ok(Outcome { dir: dir.to_path_buf(), steps: step, resumed_from, best, last })
+    Ok(Outcome {
+        dir: dir.to_path_buf(),
+        steps: step,
+        resumed_from,
+        best,
+        last,
+    })
 }
 
 /// The weights `uld detect` uses: the teacher's when there is one.
-fn save_best(dir: &Path, student: &VarStore, teacher: Option<&VarStore>, v: &Validation) -> Result<()> {
+fn save_best(
+    dir: &Path,
+    student: &VarStore,
+    teacher: Option<&VarStore>,
+    v: &Validation,
+) -> Result<()> {
     let weights = teacher.unwrap_or(student);
     let path = dir.join("best.safetensors");
     let tmp = dir.join(".best.safetensors.tmp");
     let mut named: Vec<(String, tch::Tensor)> = weights.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::Tensor::write_safetensors(&named, &tmp).map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
+    tch::Tensor::write_safetensors(&named, &tmp)
+        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    write_atomically(&dir.join("best.json"), |w| serde_json::to_writer_pretty(w, v).map_err(std::io::Error::other))
+    write_atomically(&dir.join("best.json"), |w| {
+        serde_json::to_writer_pretty(w, v).map_err(std::io::Error::other)
+    })
 }

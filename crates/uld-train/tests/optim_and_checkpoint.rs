@@ -24,7 +24,10 @@ fn model(seed: i64) -> (VarStore, nn::Sequential) {
 
 fn batch(step: i64) -> (Tensor, Tensor) {
     tch::manual_seed(1000 + step);
-    (Tensor::randn([16, 6], (Kind::Float, Device::Cpu)), Tensor::randn([16, 2], (Kind::Float, Device::Cpu)))
+    (
+        Tensor::randn([16, 6], (Kind::Float, Device::Cpu)),
+        Tensor::randn([16, 2], (Kind::Float, Device::Cpu)),
+    )
 }
 
 fn loss(net: &nn::Sequential, step: i64) -> Tensor {
@@ -54,28 +57,54 @@ fn run_ours(config: OptimizerConfig, steps: i64, lr: f64) -> VarStore {
 #[test]
 fn sgd_with_momentum_matches_libtorch() {
     let _serial = serial();
-    let ours = run_ours(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-3 }, 5, 0.05);
+    let ours = run_ours(
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+        },
+        5,
+        0.05,
+    );
     let (vs, net) = model(3);
-    let mut theirs = nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 1e-3, nesterov: false }
-        .build(&vs, 0.05)
-        .unwrap();
+    let mut theirs = nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 1e-3,
+        nesterov: false,
+    }
+    .build(&vs, 0.05)
+    .unwrap();
     for step in 0..5 {
         theirs.backward_step(&loss(&net, step));
     }
     let diff = max_difference(&ours, &vs);
     assert!(diff < 1e-6, "max parameter difference {diff}");
-    assert!(max_difference(&ours, &model(3).0) > 1e-3, "the parameters moved");
+    assert!(
+        max_difference(&ours, &model(3).0) > 1e-3,
+        "the parameters moved"
+    );
 }
 
 #[test]
 fn adamw_matches_libtorch() {
     let _serial = serial();
-    let config = OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.05 };
+    let config = OptimizerConfig::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.05,
+    };
     let ours = run_ours(config, 5, 0.01);
     let (vs, net) = model(3);
-    let mut theirs = nn::AdamW { beta1: 0.9, beta2: 0.999, wd: 0.05, eps: 1e-8, amsgrad: false }
-        .build(&vs, 0.01)
-        .unwrap();
+    let mut theirs = nn::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        wd: 0.05,
+        eps: 1e-8,
+        amsgrad: false,
+    }
+    .build(&vs, 0.01)
+    .unwrap();
     for step in 0..5 {
         theirs.backward_step(&loss(&net, step));
     }
@@ -87,7 +116,13 @@ fn adamw_matches_libtorch() {
 fn clipping_bounds_the_gradient_norm() {
     let _serial = serial();
     let (vs, net) = model(3);
-    let mut opt = Optimizer::new(OptimizerConfig::Sgd { momentum: 0.0, weight_decay: 0.0 }, &vs);
+    let mut opt = Optimizer::new(
+        OptimizerConfig::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        &vs,
+    );
     (loss(&net, 0) * 1000.0).backward();
     let before = opt.clip_grad_norm(1.0);
     assert!(before > 1.0);
@@ -98,7 +133,12 @@ fn clipping_bounds_the_gradient_norm() {
 #[test]
 fn resuming_from_a_checkpoint_continues_the_same_run() {
     let _serial = serial();
-    let config = OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.01 };
+    let config = OptimizerConfig::AdamW {
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
     let uninterrupted = run_ours(config.clone(), 6, 0.01);
 
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +150,15 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
             loss(&net, step).backward();
             opt.step(0.01);
         }
-        save_checkpoint(dir.path(), 3, &vs, None, &opt, &serde_json::json!({"epoch": 0})).unwrap();
+        save_checkpoint(
+            dir.path(),
+            3,
+            &vs,
+            None,
+            &opt,
+            &serde_json::json!({"epoch": 0}),
+        )
+        .unwrap();
     }
     assert_eq!(latest_step(dir.path()).unwrap(), Some(3));
     // a different initialisation, overwritten by the checkpoint
@@ -127,7 +175,11 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
         loss(&net, step).backward();
         opt.step(0.01);
     }
-    assert_eq!(max_difference(&uninterrupted, &vs), 0.0, "bit-identical after resume");
+    assert_eq!(
+        max_difference(&uninterrupted, &vs),
+        0.0,
+        "bit-identical after resume"
+    );
 }
 
 #[test]
@@ -135,11 +187,18 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (vs, _) = model(3);
-    let opt = Optimizer::new(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 0.0 }, &vs);
+    let opt = Optimizer::new(
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        },
+        &vs,
+    );
     let path = save_checkpoint(dir.path(), 7, &vs, None, &opt, &()).unwrap();
     std::fs::write(&path, b"garbage").unwrap();
     let (mut vs, _) = model(3);
-    let err = load_latest::<()>(dir.path(), &mut vs, None, None).unwrap_err().to_string();
+    let err = load_latest::<()>(dir.path(), &mut vs, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ckpt-00000007.safetensors"), "{err}");
 }
-

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use uld_data::deeplesion::{Split, read_dl_info};
 use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
 use uld_data::synth::{MANIFEST_FILE, Manifest, Preset, generate};
-use uld_train::{Mining, Mode, Observer, StepLog, Student, Supervised, TrainConfig, complete_from_manifest, train};
+use uld_train::{
+    Mining, Mode, Observer, StepLog, Student, Supervised, TrainConfig, complete_from_manifest,
+    train,
+};
 
 /// One tiny synthetic dataset shared by the tests of this file.
 fn dataset_root() -> &'static Path {
@@ -30,12 +33,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn train_images() -> Vec<KeyImage> {
     let root = dataset_root();
     let records = read_dl_info(root.join("DL_info.csv")).unwrap();
-    let train: Vec<_> = records.into_iter().filter(|r| r.split == Split::Train).collect();
+    let train: Vec<_> = records
+        .into_iter()
+        .filter(|r| r.split == Split::Train)
+        .collect();
     KeyImage::from_records(root, &train, uld_data::loader::NoisyPolicy::Drop)
 }
 
 fn dataset(config: &TrainConfig, views: ViewMode) -> Arc<DeepLesionDataset> {
-    let mut d = DeepLesionDataset::new(train_images(), config.sample.clone(), views, 64 << 20).unwrap();
+    let mut d =
+        DeepLesionDataset::new(train_images(), config.sample.clone(), views, 64 << 20).unwrap();
     d.size_divisor = 16;
     Arc::new(d)
 }
@@ -60,7 +67,16 @@ fn config(steps: u64) -> TrainConfig {
 fn run(dir: &Path, config: &TrainConfig) -> (Vec<StepLog>, Student) {
     let mut student = Student::new(config).unwrap();
     let mut recorder = Recorder::default();
-    train(dir, config, &mut student, dataset(config, ViewMode::Weak), &mut Supervised, None, &mut recorder).unwrap();
+    train(
+        dir,
+        config,
+        &mut student,
+        dataset(config, ViewMode::Weak),
+        &mut Supervised,
+        None,
+        &mut recorder,
+    )
+    .unwrap();
     (recorder.0, student)
 }
 
@@ -101,11 +117,21 @@ fn an_interrupted_run_resumes_exactly() {
     let (rest_logs, resumed) = run(split.path(), &config(30));
     assert_eq!(first_logs.len() + rest_logs.len(), whole_logs.len());
     let losses = |logs: &[StepLog]| logs.iter().map(|l| (l.step, l.loss)).collect::<Vec<_>>();
-    let joined: Vec<_> = losses(&first_logs).into_iter().chain(losses(&rest_logs)).collect();
+    let joined: Vec<_> = losses(&first_logs)
+        .into_iter()
+        .chain(losses(&rest_logs))
+        .collect();
     assert_eq!(joined, losses(&whole_logs), "the same loss curve");
-    assert!(weights(&resumed) == weights(&whole_student), "the same final weights");
+    assert!(
+        weights(&resumed) == weights(&whole_student),
+        "the same final weights"
+    );
     let lines = std::fs::read_to_string(split.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), whole_logs.len(), "metrics.jsonl reads as one run");
+    assert_eq!(
+        lines.lines().count(),
+        whole_logs.len(),
+        "metrics.jsonl reads as one run"
+    );
 }
 
 #[test]
@@ -119,22 +145,59 @@ fn mining_runs_end_to_end_and_scores_its_mined_lesions() {
     config.mining.tau_low = 0.02;
     let manifest = Manifest::read(&dataset_root().join(MANIFEST_FILE)).unwrap();
     let complete = complete_from_manifest(&manifest, &train_images());
-    assert!(complete.iter().map(Vec::len).sum::<usize>() > train_images().iter().map(|i| i.boxes.len()).sum::<usize>());
+    assert!(
+        complete.iter().map(Vec::len).sum::<usize>()
+            > train_images().iter().map(|i| i.boxes.len()).sum::<usize>()
+    );
     let mut student = Student::new(&config).unwrap();
     let device = student.store.device();
-    let mut mining = Mining::new(config.mining.clone(), &config.model, config.steps, device, Some(complete)).unwrap();
+    let mut mining = Mining::new(
+        config.mining.clone(),
+        &config.model,
+        config.steps,
+        device,
+        Some(complete),
+    )
+    .unwrap();
     let mut recorder = Recorder::default();
     let data = dataset(&config, ViewMode::WeakStrong);
-    train(dir.path(), &config, &mut student, data, &mut mining, None, &mut recorder).unwrap();
+    train(
+        dir.path(),
+        &config,
+        &mut student,
+        data,
+        &mut mining,
+        None,
+        &mut recorder,
+    )
+    .unwrap();
     let mining_logs: Vec<&StepLog> = recorder.0.iter().filter(|l| l.step > 15).collect();
     assert!(!mining_logs.is_empty());
     for log in mining_logs {
-        for key in ["pseudo_per_image", "mined_true", "mined_false", "unlabelled", "unlabelled_found"] {
-            assert!(log.objective.contains_key(key), "step {} logs {key}", log.step);
+        for key in [
+            "pseudo_per_image",
+            "mined_true",
+            "mined_false",
+            "unlabelled",
+            "unlabelled_found",
+        ] {
+            assert!(
+                log.objective.contains_key(key),
+                "step {} logs {key}",
+                log.step
+            );
         }
     }
     let text = std::fs::read_to_string(dir.path().join("checkpoints/latest.json")).unwrap();
     let latest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let tensors = uld_train::checkpoint::tensor_names(&dir.path().join("checkpoints").join(latest["tensors"].as_str().unwrap())).unwrap();
-    assert!(tensors.iter().any(|n| n.starts_with("teacher.")), "the teacher is checkpointed");
+    let tensors = uld_train::checkpoint::tensor_names(
+        &dir.path()
+            .join("checkpoints")
+            .join(latest["tensors"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(
+        tensors.iter().any(|n| n.starts_with("teacher.")),
+        "the teacher is checkpointed"
+    );
 }

@@ -1,1 +1,57 @@
-fn main() {}
+//! `uld`: universal lesion detection in CT with missing annotations.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "uld",
+    version,
+    about = "Universal lesion detection in CT, trained with missing annotations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise a DeepLesion root or DL_info.csv, a NIfTI file or a DICOM series.
+    Info(cmd::info::InfoArgs),
+    /// Write a synthetic DeepLesion-format dataset with complete annotations (or refit its statistics).
+    Synth(cmd::synth::SynthArgs),
+    /// Render key slices with labelled (green) and unlabelled (red) lesions into one PNG.
+    ContactSheet(cmd::contact_sheet::ContactSheetArgs),
+    /// Detect lesions with a trained model on a dataset split; writes detection files.
+    Detect(cmd::detect::DetectArgs),
+    /// Score detections with a DeepLesion protocol (keyslice, harvester, lens); write report and plots.
+    Eval(cmd::eval::EvalArgs),
+    /// Train a detector, supervised or with teacher-student lesion mining.
+    Train(cmd::train::TrainArgs),
+    /// Print speed figures of uld's building blocks.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Info(args) => cmd::info::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
+        Command::ContactSheet(args) => cmd::contact_sheet::run(args),
+        Command::Detect(args) => cmd::detect::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Bench(command) => cmd::bench::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

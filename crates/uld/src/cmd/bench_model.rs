@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use uld_model::ModelConfig;
-use uld_model::bench::{BenchOptions, REFERENCE_SCRIPT, Reference, bench_predict, bench_step, reference_step};
+use uld_model::bench::{
+    BenchOptions, REFERENCE_SCRIPT, Reference, bench_predict, bench_step, reference_step,
+};
 
 #[derive(Args)]
 pub struct ModelBenchArgs {
@@ -74,10 +76,19 @@ pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
         device,
     };
     let size = args.size.unwrap_or(cfg.input.size);
-    let name = args.config.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
+    let name = args
+        .config
+        .as_ref()
+        .map_or(args.preset.clone(), |p| p.display().to_string());
     println!(
         "model {name}: batch {} x {} slices x {size}x{size}, {} threads, {}, best of {} rounds of {} steps after {} warm-up",
-        args.batch, cfg.input.slices, args.threads, args.device, args.rounds, args.steps, args.warmup
+        args.batch,
+        cfg.input.slices,
+        args.threads,
+        args.device,
+        args.rounds,
+        args.steps,
+        args.warmup
     );
     let reference = (!args.no_reference).then(|| Reference {
         python: args.python.clone(),
@@ -95,7 +106,10 @@ pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
     }
     println!("uld     train step {ours:.4} s");
     if reference.is_some() {
-        println!("pytorch train step {theirs:.4} s (SGD {})", args.reference_sgd);
+        println!(
+            "pytorch train step {theirs:.4} s (SGD {})",
+            args.reference_sgd
+        );
         println!("ratio uld / pytorch {:.3}", ours / theirs);
     }
     let predict = bench_predict(&cfg, &opts)?.median();

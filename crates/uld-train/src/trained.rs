@@ -1,0 +1,78 @@
+//! Loading a trained detector from a run directory or a weights file.
+//!
+//! From a run directory the weights are, in order of preference,
+//! `best.safetensors` (the best validated teacher, or student in a
+//! supervised run), then the newest checkpoint's teacher, then its student.
+//! A `.safetensors` file is read with the `config.toml` beside it.
+
+use std::path::{Path, PathBuf};
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+use uld_core::{Error, Location, Result};
+use uld_model::FcosDetector;
+
+use crate::checkpoint::restore;
+use crate::config::TrainConfig;
+
+pub struct TrainedDetector {
+    pub config: TrainConfig,
+    pub store: VarStore,
+    pub detector: FcosDetector,
+    /// The file the weights came from.
+    pub weights: PathBuf,
+}
+
+/// Loads the detector a run (or a weights file) holds onto `device`.
+pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
+    let (dir, weights, prefixes): (PathBuf, PathBuf, Vec<&str>) = if path.is_dir() {
+        let best = path.join("best.safetensors");
+        if best.exists() {
+            (path.to_path_buf(), best, vec![""])
+        } else {
+            let latest =
+                crate::checkpoint::latest_tensors(&path.join("checkpoints"))?.ok_or_else(|| {
+                    Error::data(
+                        Location::file(path),
+                        "no best.safetensors and no checkpoint: is this a uld run directory?",
+                    )
+                })?;
+            (path.to_path_buf(), latest, vec!["teacher", "model"])
+        }
+    } else {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        (dir, path.to_path_buf(), vec!["", "teacher", "model"])
+    };
+    let config = TrainConfig::load(&dir.join("config.toml"))?;
+    let mut store = VarStore::new(device);
+    let detector = FcosDetector::new(&store.root(), &config.model)?;
+    let bad = |m: String| Error::data(Location::file(&weights), m);
+    let named =
+        Tensor::read_safetensors(&weights).map_err(|e| bad(format!("cannot read weights: {e}")))?;
+    let mut last_error = String::new();
+    for prefix in prefixes {
+        let attempt = if prefix.is_empty() {
+            let prefixed: Vec<(String, Tensor)> = named
+                .iter()
+                .map(|(n, t)| (format!("w.{n}"), t.shallow_clone()))
+                .collect();
+            restore(&mut store, "w", &prefixed)
+        } else {
+            restore(&mut store, prefix, &named)
+        };
+        match attempt {
+            Ok(()) => {
+                return Ok(TrainedDetector {
+                    config,
+                    store,
+                    detector,
+                    weights,
+                });
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(bad(format!(
+        "the weights do not fit the model of config.toml: {last_error}"
+    )))
+}

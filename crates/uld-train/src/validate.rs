@@ -1,0 +1,234 @@
+//! Detection files and protocol scores for a dataset split: key images for
+//! the `keyslice` protocol, and every slice of each sub-volume, linked into
+//! tracklets, for the `harvester` protocol.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use tch::Device;
+use uld_core::Result;
+use uld_data::deeplesion::{LesionRecord, SeriesFolder};
+use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
+use uld_data::sample::SampleConfig;
+use uld_eval::gt::subvolume_range;
+use uld_eval::{
+    Detection, DetectionSet, EvalConfig, GroundTruth, KeySliceRow, Protocol, evaluate,
+    keyslice_ground_truth,
+};
+use uld_model::Detector;
+
+use crate::detect::{KeyImageDetections, detect_dataset};
+use crate::tracklets::{SliceDetection, link_tracklets};
+use crate::trainer::{Validation, Validator};
+
+/// IoU at which boxes on neighbouring slices are one lesion.
+pub const LINK_IOU: f32 = 0.5;
+
+/// How detection runs: sample building, batch size, threads, device.
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    pub sample: SampleConfig,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub device: Device,
+    pub size_divisor: usize,
+}
+
+impl DetectSettings {
+    fn dataset(&self, images: Vec<KeyImage>) -> Result<Arc<DeepLesionDataset>> {
+        let mut d = DeepLesionDataset::new(images, self.sample.clone(), ViewMode::Plain, 0)?;
+        d.size_divisor = self.size_divisor;
+        Ok(Arc::new(d))
+    }
+
+    pub fn detect(
+        &self,
+        detector: &dyn Detector,
+        images: Vec<KeyImage>,
+    ) -> Result<Vec<KeyImageDetections>> {
+        detect_dataset(
+            detector,
+            self.dataset(images)?,
+            self.batch_size,
+            self.workers,
+            self.device,
+        )
+    }
+}
+
+/// Key-image detections as a detection set (keys are `File_name`s).
+pub fn keyslice_detection_set(dets: &[KeyImageDetections]) -> DetectionSet {
+    let mut set = DetectionSet::new();
+    for image in dets {
+        for (b, s) in image.boxes.iter().zip(&image.scores) {
+            set.push(
+                &image.file_name,
+                Detection {
+                    slices: None,
+                    bbox: *b,
+                    score: *s,
+                    track: None,
+                },
+            );
+        }
+    }
+    set
+}
+
+/// Key-slice ground truth from `DL_info.csv` rows (noisy rows dropped).
+pub fn keyslice_truth(records: &[LesionRecord], source: &str) -> GroundTruth {
+    let rows = records.iter().map(|r| KeySliceRow {
+        image: r.file_name.clone(),
+        bbox: r.bbox,
+        long_diameter_mm: r.long_diameter_mm(),
+        lesion_type: r.lesion_type.name().to_string(),
+        slice_interval_mm: r.slice_interval_mm(),
+        possibly_noisy: r.possibly_noisy,
+    });
+    keyslice_ground_truth(rows, true, source)
+}
+
+/// A sub-volume `PPPPPP_SS_RR_FFF-LLL` to detect on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubVolume {
+    pub key: String,
+    pub series_dir: PathBuf,
+    pub first_png: u32,
+    pub last_png: u32,
+    pub spacing: [f64; 3],
+}
+
+/// The sub-volumes of `truth` whose series `records` name (for spacing).
+pub fn subvolumes(truth: &GroundTruth, root: &Path, records: &[LesionRecord]) -> Vec<SubVolume> {
+    let spacing: HashMap<String, [f64; 3]> =
+        records.iter().map(|r| (r.series_id(), r.spacing)).collect();
+    truth
+        .units
+        .iter()
+        .filter_map(|u| {
+            let (first_png, last_png) = subvolume_range(&u.key)?;
+            let series = u.key.get(..12)?;
+            Some(SubVolume {
+                key: u.key.clone(),
+                series_dir: root.join("Images_png").join(series),
+                first_png,
+                last_png,
+                spacing: *spacing.get(series)?,
+            })
+        })
+        .collect()
+}
+
+/// The sub-volumes the rows' `Slice_range`s name, once each, in row order.
+pub fn subvolumes_of_records(root: &Path, records: &[LesionRecord]) -> Vec<SubVolume> {
+    let mut seen = std::collections::HashSet::new();
+    records
+        .iter()
+        .filter_map(|r| {
+            let [first_png, last_png] = r.slice_range;
+            let key = format!("{}_{first_png:03}-{last_png:03}", r.series_id());
+            seen.insert(key.clone()).then(|| SubVolume {
+                key,
+                series_dir: root.join("Images_png").join(r.series_id()),
+                first_png,
+                last_png,
+                spacing: r.spacing,
+            })
+        })
+        .collect()
+}
+
+/// Detects on every present slice of each sub-volume and links the boxes
+/// into tracklets: rows keyed by sub-volume, slices 0-based inside it.
+pub fn detect_subvolumes(
+    detector: &dyn Detector,
+    subvolumes: &[SubVolume],
+    settings: &DetectSettings,
+) -> Result<DetectionSet> {
+    let mut images = Vec::new();
+    let mut owner = Vec::new();
+    for (v, sub) in subvolumes.iter().enumerate() {
+        let folder = SeriesFolder::open(&sub.series_dir)?;
+        for png in (sub.first_png..=sub.last_png).filter(|&p| folder.contains(p)) {
+            images.push(KeyImage {
+                series_dir: sub.series_dir.clone(),
+                key_png: png,
+                file_name: format!("{}_{png:03}.png", &sub.key[..12]),
+                spacing: sub.spacing,
+                boxes: Vec::new(),
+                ignore: Vec::new(),
+            });
+            owner.push((v, png - sub.first_png));
+        }
+    }
+    let mut per_volume: Vec<Vec<SliceDetection>> = vec![Vec::new(); subvolumes.len()];
+    for image in settings.detect(detector, images)? {
+        let (v, slice) = owner[image.index];
+        for (b, s) in image.boxes.iter().zip(&image.scores) {
+            per_volume[v].push(SliceDetection {
+                slice,
+                bbox: *b,
+                score: *s,
+            });
+        }
+    }
+    let mut set = DetectionSet::new();
+    for (sub, dets) in subvolumes.iter().zip(per_volume) {
+        for (track, t) in link_tracklets(&dets, LINK_IOU).iter().enumerate() {
+            for d in &t.boxes {
+                set.push(
+                    &sub.key,
+                    Detection {
+                        slices: Some((d.slice, d.slice)),
+                        bbox: d.bbox,
+                        score: d.score,
+                        track: Some(track as u32),
+                    },
+                );
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// Scores the detector on a validation split during training: `keyslice`
+/// on the split's (partial) key-image labels and, where complete
+/// annotations exist, `harvester` on them. The score that picks the best
+/// checkpoint is the harvester mean sensitivity when available, else the
+/// keyslice one.
+pub struct SplitValidator {
+    pub settings: DetectSettings,
+    pub key_images: Vec<KeyImage>,
+    pub keyslice: GroundTruth,
+    pub harvester: Option<(Vec<SubVolume>, GroundTruth)>,
+}
+
+fn quick(protocol: Protocol) -> EvalConfig {
+    EvalConfig {
+        bootstrap: None,
+        breakdowns: false,
+        ..EvalConfig::new(protocol)
+    }
+}
+
+impl Validator for SplitValidator {
+    fn validate(&mut self, detector: &dyn Detector, _step: u64) -> Result<Validation> {
+        let dets = self.settings.detect(detector, self.key_images.clone())?;
+        let keyslice = evaluate(
+            &self.keyslice,
+            &keyslice_detection_set(&dets),
+            &quick(Protocol::KeySlice),
+        )?;
+        let mut metrics = json!({"keyslice": {"sens": keyslice.metrics.sens_clamped, "mean_sens": keyslice.metrics.summary_clamped}});
+        let mut score = keyslice.metrics.summary_clamped;
+        if let Some((subvolumes, truth)) = &self.harvester {
+            let set = detect_subvolumes(detector, subvolumes, &self.settings)?;
+            let h = evaluate(truth, &set, &quick(Protocol::Harvester))?;
+            metrics["harvester"] = json!({"sens": h.metrics.sens_clamped, "mean_sens": h.metrics.summary_clamped, "ap": h.metrics.ap});
+            score = h.metrics.summary_clamped;
+        }
+        Ok(Validation { score, metrics })
+    }
+}

@@ -1,0 +1,93 @@
+//! `uld bench train`: what data loading and target assignment add to a
+//! training step, measured in one run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use uld_data::deeplesion::{Split, read_dl_info};
+use uld_data::loader::KeyImage;
+use uld_data::synth::{Preset, generate};
+use uld_train::bench::time_training_steps;
+use uld_train::{Mining, Mode, Objective, Supervised};
+
+use super::train::{TrainArgs, dataset, resolve_config};
+
+#[derive(Args)]
+pub struct TrainBenchArgs {
+    /// A DeepLesion-format root; by default the `small` synthetic set is
+    /// written to a temporary folder first.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value = "small")]
+    preset: String,
+    #[arg(long, value_parser = super::train::parse_mode)]
+    mode: Option<Mode>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long)]
+    device: Option<String>,
+    /// Timed steps each way (medians are reported).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+}
+
+pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
+    let temp;
+    let root = match &args.data {
+        Some(root) => root.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            eprintln!(
+                "writing the `small` synthetic set to {}",
+                temp.path().display()
+            );
+            generate(&Preset::Small.config(), temp.path(), &|| {})?;
+            temp.path().to_path_buf()
+        }
+    };
+    let config = resolve_config(&TrainArgs {
+        data: root.clone(),
+        out: PathBuf::new(),
+        mode: args.mode,
+        preset: args.preset.clone(),
+        config: None,
+        overrides: args.overrides.clone(),
+        device: args.device.clone(),
+        quiet: true,
+    })?;
+    let records = read_dl_info(root.join("DL_info.csv"))?;
+    let train: Vec<_> = records
+        .into_iter()
+        .filter(|r| r.split == Split::Train)
+        .collect();
+    let images = KeyImage::from_records(&root, &train, config.noisy);
+    let device = uld_train::device::open_device(&config.device)?;
+    let mut objective: Box<dyn Objective> = match config.mode {
+        Mode::Supervised => Box::new(Supervised),
+        Mode::Mining => Box::new(Mining::new(
+            config.mining.clone(),
+            &config.model,
+            0,
+            device,
+            None,
+        )?),
+    };
+    let data = dataset(images, &config, objective.views())?;
+    let t = time_training_steps(&config, data, objective.as_mut(), args.warmup, args.steps)?;
+    println!(
+        "training step, {} preset, {:?}, batch {} on {}: bare model step {:.3} s, whole step {:.3} s \
+         (data + targets add {:+.1}%), {:.1} samples/s (median of {} steps)",
+        args.preset,
+        config.mode,
+        t.batch_size,
+        config.device,
+        t.bare_step_s,
+        t.full_step_s,
+        100.0 * t.overhead(),
+        t.samples_per_second(),
+        t.steps
+    );
+    Ok(())
+}
