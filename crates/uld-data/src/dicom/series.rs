@@ -187,7 +187,7 @@ fn select(
         None => Err(Error::data(
             Location::file(dir).field("SeriesInstanceUID"),
             format!(
-                "the folder mixes {} series: {}; choose one by its UID (SeriesOptions::series_uid)",
+                "the folder mixes {} series: {}; choose one by its UID (`--series UID` on the command line)",
                 groups.len(),
                 listing
             ),

@@ -22,6 +22,9 @@ pub struct InfoArgs {
     /// Skip table rows that do not parse (they are counted) instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
+    /// In a DICOM folder holding several series, the SeriesInstanceUID to read.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
@@ -34,7 +37,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         let summary = DeepLesionSummary::of(&args.path, bad_rows)?;
         print(&summary, args.json)
     } else {
-        let summary = info_volume::summarize(&args.path)?;
+        let summary = info_volume::summarize(&args.path, args.series.as_deref())?;
         print(&summary, args.json)
     }
 }

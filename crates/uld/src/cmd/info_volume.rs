@@ -76,14 +76,9 @@ pub struct SeriesSummary {
 }
 
 /// Reads `path` (a `.nii`/`.nii.gz` file, a DICOM file or a folder holding
-/// one DICOM series) and summarises it.
-pub fn summarize(path: &Path) -> anyhow::Result<VolumeSummary> {
-    summarize_with(path, None)
-}
-
-/// As [`summarize`]; `series_uid` picks one series of a DICOM folder that
-/// holds several (the error for such a folder lists them).
-pub fn summarize_with(path: &Path, series_uid: Option<&str>) -> anyhow::Result<VolumeSummary> {
+/// DICOM series) and summarises it; `series_uid` picks one series of a
+/// DICOM folder that holds several (the error for such a folder lists them).
+pub fn summarize(path: &Path, series_uid: Option<&str>) -> anyhow::Result<VolumeSummary> {
     if path.is_dir() {
         let options = SeriesOptions {
             series_uid: series_uid.map(str::to_string),
@@ -357,7 +352,7 @@ mod tests {
 
     #[test]
     fn lung_mask_summary() {
-        let s = summarize(&shared_data("ct/lung1_label.nii.gz")).unwrap();
+        let s = summarize(&shared_data("ct/lung1_label.nii.gz"), None).unwrap();
         assert_eq!(s.format, "NIfTI-1 (gzip)");
         assert_eq!(s.content, "labels");
         assert_eq!(s.dims, [512, 512, 48]);
@@ -390,7 +385,7 @@ mod tests {
 
     #[test]
     fn lung_ct_summary() {
-        let s = summarize(&shared_data("ct/lung1_image.nii.gz")).unwrap();
+        let s = summarize(&shared_data("ct/lung1_image.nii.gz"), None).unwrap();
         assert_eq!(s.content, "ct");
         assert_eq!(s.hu_range, Some([-1024, 3071]));
         assert!(s.to_string().contains("HU range    -1024 .. 3071"));
@@ -398,7 +393,7 @@ mod tests {
 
     #[test]
     fn dicom_file_and_folder_summaries() {
-        let s = summarize(&shared_data("dicom/CT_small.dcm")).unwrap();
+        let s = summarize(&shared_data("dicom/CT_small.dcm"), None).unwrap();
         assert_eq!(s.format, "DICOM file");
         assert_eq!(s.hu_range, Some([-896, 1167]));
         assert_eq!(s.world.as_ref().unwrap().axis_directions, "LPS");
@@ -406,7 +401,7 @@ mod tests {
         let dir = tempfile_dir();
         std::fs::copy(shared_data("dicom/WG04_CT1_RLE"), dir.join("slice.dcm")).unwrap();
         std::fs::write(dir.join("notes.txt"), "x").unwrap();
-        let s = summarize(&dir).unwrap();
+        let s = summarize(&dir, None).unwrap();
         assert_eq!(s.format, "DICOM series");
         assert_eq!(s.dims, [512, 512, 1]);
         assert_eq!(s.hu_range, Some([-3024, 1254]));
@@ -420,22 +415,24 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         // The shared folder mixes three series; one can be picked.
-        let err = summarize(&shared_data("dicom")).unwrap_err().to_string();
+        let err = summarize(&shared_data("dicom"), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mixes 3 series"), "{err}");
         let uid = "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322";
-        let s = summarize_with(&shared_data("dicom"), Some(uid)).unwrap();
+        let s = summarize(&shared_data("dicom"), Some(uid)).unwrap();
         assert_eq!(s.dims, [128, 128, 1]);
     }
 
     #[test]
     fn other_files_are_errors_naming_them() {
-        let err = summarize(&shared_data("deeplesion/DL_info_test.csv")).unwrap_err();
+        let err = summarize(&shared_data("deeplesion/DL_info_test.csv"), None).unwrap_err();
         let text = format!("{err:#}");
         assert!(
             text.contains("DL_info_test.csv") && text.contains("not a DICOM file"),
             "{text}"
         );
-        let err = summarize(Path::new("/nonexistent/x.nii")).unwrap_err();
+        let err = summarize(Path::new("/nonexistent/x.nii"), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x.nii"));
     }
 
