@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use uld_core::{Error, Result};
 use uld_data::loader::{DeepLesionDataset, Loader};
-use uld_model::Detector;
 
 use crate::config::TrainConfig;
 use crate::objective::Objective;
 use crate::optim::Optimizer;
+use crate::step::{LossScaler, optimisation_step};
 use crate::trainer::Student;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -55,12 +55,25 @@ pub fn time_training_steps(
     let student = Student::new(config)?;
     let device = student.store.device();
     let mut optimizer = Optimizer::new(config.optimizer.clone(), &student.store);
+    let mut scaler = LossScaler::new(config.precision);
     let loader = Loader::new(dataset, config.loader.clone())?;
     let mut train_step = |images: &tch::Tensor, targets: &[uld_model::ImageTargets]| {
-        let terms = student.detector.loss(images, targets, true);
-        optimizer.zero_grad();
-        terms.total.backward();
-        optimizer.step(1e-4);
+        optimisation_step(
+            &student.detector,
+            &mut optimizer,
+            &mut scaler,
+            images,
+            targets,
+            1e-4,
+            None,
+        );
+        if device.is_cuda() {
+            // CUDA runs asynchronously: wait, so the time is the step's.
+            tch::Cuda::synchronize(match device {
+                tch::Device::Cuda(i) => i as i64,
+                _ => 0,
+            });
+        }
     };
 
     let first = loader

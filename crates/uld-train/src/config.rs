@@ -13,6 +13,7 @@ use uld_model::ModelConfig;
 use crate::mining::MiningConfig;
 use crate::optim::OptimizerConfig;
 use crate::schedule::{Decay, LrSchedule};
+use crate::step::Precision;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +32,9 @@ pub struct TrainConfig {
     pub device: String,
     /// Intra-op threads on CPU; 0 keeps libtorch's default.
     pub threads: i32,
+    /// `fp32`, or `fp16` mixed precision with loss scaling (CUDA only).
+    #[serde(default)]
+    pub precision: Precision,
     pub seed: u64,
     /// Optimiser steps in the whole run.
     pub steps: u64,
@@ -79,6 +83,7 @@ impl TrainConfig {
             mode: Mode::Supervised,
             device: "cpu".into(),
             threads: 2,
+            precision: Precision::Fp32,
             seed: 0,
             steps: 60,
             log_every: 10,
@@ -226,7 +231,16 @@ impl TrainConfig {
         if let Some(c) = self.clip_grad_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
             return invalid("clip_grad_norm", format!("must be positive, got {c}"));
         }
-        crate::device::parse_device(&self.device)?;
+        let device = crate::device::parse_device(&self.device)?;
+        if self.precision == Precision::Fp16 && !device.is_cuda() {
+            return invalid(
+                "precision",
+                format!(
+                    "fp16 mixed precision needs a CUDA device, not `{}`",
+                    self.device
+                ),
+            );
+        }
         self.model
             .validate()
             .map_err(|e| Error::invalid(format!("config `model.{}`", e.field), e.message))?;

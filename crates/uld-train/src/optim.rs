@@ -106,6 +106,18 @@ impl Optimizer {
         }
     }
 
+    /// Multiplies every gradient by `factor` (undoing a loss scale).
+    pub fn scale_grads(&mut self, factor: f64) {
+        tch::no_grad(|| {
+            for (_, p) in &self.params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.g_mul_scalar_(factor);
+                }
+            }
+        });
+    }
+
     /// Scales gradients so their global L2 norm is at most `max_norm`;
     /// returns the norm before scaling (NaN/inf when a gradient is not finite).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {

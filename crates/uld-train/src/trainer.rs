@@ -25,6 +25,7 @@ use crate::metrics::MetricsLog;
 use crate::nan_guard::{NanGuard, Verdict};
 use crate::objective::Objective;
 use crate::optim::Optimizer;
+use crate::step::{LossScaler, optimisation_step};
 
 /// One logged step.
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +135,7 @@ pub fn train(
     let resumed_from = restored.as_ref().map(|r| r.step);
     let mut best = restored.as_ref().and_then(|r| r.meta.best.clone());
     let mut guard = NanGuard::new(config.max_consecutive_nan);
+    let mut scaler = LossScaler::new(config.precision);
     guard.skipped = restored.as_ref().map_or(0, |r| r.meta.skipped_nonfinite);
     let mut metrics = MetricsLog::open(dir.join("metrics.jsonl"), resumed_from)?;
 
@@ -160,31 +162,28 @@ pub fn train(
             }
             let batch = batch?;
             let prepared = objective.prepare(step, &batch, device)?;
-            let terms = student
-                .detector
-                .loss(&prepared.images, &prepared.targets, true);
-            let values = terms.values();
             let lr = config.schedule.lr_at(step);
-            let mut grad_norm = f64::NAN;
-            match guard.check(values[0]) {
-                Verdict::Step => {
-                    optimizer.zero_grad();
-                    terms.total.backward();
-                    grad_norm =
-                        optimizer.clip_grad_norm(config.clip_grad_norm.unwrap_or(f64::INFINITY));
-                    optimizer.step(lr);
-                }
-                Verdict::Skip => {}
-                Verdict::Stop => {
-                    return Err(Error::invalid(
-                        "training",
-                        format!(
-                            "{} non-finite losses in a row at step {step}; the last good checkpoint is kept in {}",
-                            config.max_consecutive_nan,
-                            checkpoints.display()
-                        ),
-                    ));
-                }
+            let outcome = optimisation_step(
+                &student.detector,
+                &mut optimizer,
+                &mut scaler,
+                &prepared.images,
+                &prepared.targets,
+                lr,
+                config.clip_grad_norm,
+            );
+            let values = outcome.losses;
+            let grad_norm = outcome.grad_norm;
+            let health = if outcome.nonfinite { f64::NAN } else { 1.0 };
+            if guard.check(health) == Verdict::Stop {
+                return Err(Error::invalid(
+                    "training",
+                    format!(
+                        "{} non-finite losses or gradients in a row at step {step}; the last good checkpoint is kept in {}",
+                        config.max_consecutive_nan,
+                        checkpoints.display()
+                    ),
+                ));
             }
             objective.after_step(step, &student.store)?;
             step += 1;

@@ -77,10 +77,11 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
     let data = dataset(images, &config, objective.views())?;
     let t = time_training_steps(&config, data, objective.as_mut(), args.warmup, args.steps)?;
     println!(
-        "training step, {} preset, {:?}, batch {} on {}: bare model step {:.3} s, whole step {:.3} s \
+        "training step, {} preset, {:?}, {:?}, batch {} on {}: bare model step {:.3} s, whole step {:.3} s \
          (data + targets add {:+.1}%), {:.1} samples/s (median of {} steps)",
         args.preset,
         config.mode,
+        config.precision,
         t.batch_size,
         config.device,
         t.bare_step_s,

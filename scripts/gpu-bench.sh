@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Speed figures on a CUDA machine, from a `uld` binary built elsewhere:
+# training steps with fp32 and fp16 mixed precision (whole steps, loader
+# included), the model step against the same network in PyTorch, and
+# inference. Usage: scripts/gpu-bench.sh PATH/TO/uld [PYTHON]
+# The binary finds libtorch through that Python's torch package (2.11.0).
+set -euo pipefail
+uld=${1:?usage: scripts/gpu-bench.sh PATH/TO/uld [PYTHON]}
+python=${2:-python3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+data=$(mktemp -d)
+"$uld" synth --preset small --patients 48 --image-size 512 --out "$data/synth" >/dev/null
+for preset in small deeplesion; do
+  for precision in fp32 fp16; do
+    "$uld" bench train --data "$data/synth" --preset "$preset" --device cuda \
+      --set precision="$precision" --set loader.workers=8 --steps 30 --warmup 5
+  done
+done
+reference="$here/crates/uld-model/bench/reference_model.py"
+"$uld" bench model --device cuda --preset small --batch 8 --python "$python" --reference "$reference"
+"$uld" bench model --device cuda --preset deeplesion --batch 4 --python "$python" --reference "$reference"
