@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod boxes;
 pub mod error;
 pub mod nms;
+pub mod overrides;
 pub mod testdata;
 pub mod volume;
 

@@ -321,30 +321,7 @@ impl ModelConfig {
     /// Applies several overrides, then validates once (so coupled fields,
     /// like `fpn.strides` and `assign.size_ranges`, change together).
     pub fn set_all<'a>(&mut self, assignments: impl IntoIterator<Item = &'a str>) -> Result<()> {
-        let invalid = |m: String| Error::invalid("model config override", m);
-        let mut root = toml::Value::try_from(&*self).expect("a model config always serialises");
-        for assignment in assignments {
-            let (key, value) = assignment
-                .split_once('=')
-                .ok_or_else(|| invalid(format!("`{assignment}` is not KEY=VALUE")))?;
-            let key = key.trim();
-            // A bare word (`iou`) is taken as a string.
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
-            let mut node = &mut root;
-            for part in key.split('.') {
-                node = node
-                    .as_table_mut()
-                    .and_then(|t| t.get_mut(part))
-                    .ok_or_else(|| invalid(format!("`{key}`: no field `{part}`")))?;
-            }
-            *node = value;
-        }
-        let cfg: Self = root
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
+        let cfg = uld_core::overrides::with_overrides(self, assignments)?;
         cfg.validate()
             .map_err(|e| Error::invalid(format!("model config `{}`", e.field), e.message))?;
         *self = cfg;

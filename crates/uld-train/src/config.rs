@@ -210,7 +210,7 @@ impl TrainConfig {
 
     /// Applies `a.b.c=VALUE` (VALUE in TOML syntax; bare words are strings).
     pub fn set(&mut self, assignment: &str) -> Result<()> {
-        *self = crate::overrides::with_override(self, assignment)?;
+        *self = uld_core::overrides::with_override(self, assignment)?;
         self.validate()
     }
 

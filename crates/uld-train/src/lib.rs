@@ -14,7 +14,6 @@ pub mod mining;
 pub mod nan_guard;
 pub mod objective;
 pub mod optim;
-pub mod overrides;
 pub mod schedule;
 pub mod step;
 pub mod tracklets;

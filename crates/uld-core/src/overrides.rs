@@ -1,38 +1,52 @@
 //! `a.b.c=VALUE` overrides of any serialisable configuration.
 
 use serde::{Serialize, de::DeserializeOwned};
-use uld_core::{Error, Result};
+
+use crate::{Error, Result};
 
 /// A copy of `config` with the dotted field set to VALUE (TOML syntax; a bare
 /// word that is not valid TOML is taken as a string). Unknown fields and
 /// values of the wrong type are errors naming the assignment.
 pub fn with_override<T: Serialize + DeserializeOwned>(config: &T, assignment: &str) -> Result<T> {
+    with_overrides(config, [assignment])
+}
+
+/// [`with_override`] for several assignments, applied together before the
+/// result is typed (so coupled fields can change in one go).
+pub fn with_overrides<'a, T: Serialize + DeserializeOwned>(
+    config: &T,
+    assignments: impl IntoIterator<Item = &'a str>,
+) -> Result<T> {
     let invalid = |m: String| Error::invalid("config override", m);
-    let (key, value) = assignment
-        .split_once('=')
-        .ok_or_else(|| invalid(format!("`{assignment}` is not KEY=VALUE")))?;
-    let key = key.trim();
-    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
     let mut root = toml::Value::try_from(config).map_err(|e| invalid(e.to_string()))?;
-    let mut node = &mut root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let table = node.as_table_mut().ok_or_else(|| {
-            invalid(format!(
-                "`{key}`: `{}` is not a table",
-                parts[..i].join(".")
-            ))
-        })?;
-        node = table
-            .get_mut(*part)
-            .ok_or_else(|| invalid(format!("`{key}`: no field `{part}`")))?;
+    let mut all = Vec::new();
+    for assignment in assignments {
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("`{assignment}` is not KEY=VALUE")))?;
+        let key = key.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+        let mut node = &mut root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let table = node.as_table_mut().ok_or_else(|| {
+                invalid(format!(
+                    "`{key}`: `{}` is not a table",
+                    parts[..i].join(".")
+                ))
+            })?;
+            node = table
+                .get_mut(*part)
+                .ok_or_else(|| invalid(format!("`{key}`: no field `{part}`")))?;
+        }
+        *node = value;
+        all.push(assignment);
     }
-    *node = value;
     root.try_into()
-        .map_err(|e: toml::de::Error| invalid(format!("`{assignment}`: {}", e.message())))
+        .map_err(|e: toml::de::Error| invalid(format!("`{}`: {}", all.join(" "), e.message())))
 }
 
 #[cfg(test)]
