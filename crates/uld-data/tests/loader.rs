@@ -99,6 +99,26 @@ fn batches_are_the_same_whatever_the_number_of_workers() {
 }
 
 #[test]
+fn a_resumed_epoch_gives_the_remaining_batches_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = Arc::new(dataset(tmp.path(), 11, ViewMode::WeakStrong, 0));
+    let loader = Loader::new(
+        ds,
+        LoaderConfig {
+            batch_size: 3,
+            workers: 2,
+            seed: 7,
+            ..LoaderConfig::default()
+        },
+    )
+    .unwrap();
+    let whole = run_epoch(&loader, 3);
+    let rest: Vec<TrainBatch> = loader.epoch_from(3, 2).collect::<Result<Vec<_>>>().unwrap();
+    assert!(rest == whole[2..], "batches 2.. of the epoch, built alone");
+    assert_eq!(loader.epoch_from(3, 9).count(), 0, "past the end: nothing");
+}
+
+#[test]
 fn cache_serves_repeated_slices_without_changing_batches() {
     let tmp = tempfile::tempdir().unwrap();
     let plain = Arc::new(dataset(tmp.path(), 6, ViewMode::Strong, 0));

@@ -156,7 +156,7 @@ pub fn train(
     while step < config.steps {
         let epoch = step / per_epoch;
         let skip = (step % per_epoch) as usize;
-        for batch in loader.epoch(epoch).skip(skip) {
+        for batch in loader.epoch_from(epoch, skip) {
             if step >= config.steps {
                 break;
             }

@@ -125,7 +125,15 @@ impl<D: Dataset> Loader<D> {
 
     /// The batches of `epoch`, in order.
     pub fn epoch(&self, epoch: u64) -> Epoch<D> {
-        let plan = Arc::new(self.batches(epoch));
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from batch `first` on (a resumed run), without
+    /// building the ones before it; each is the same as in a whole epoch.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch<D> {
+        let mut plan = self.batches(epoch);
+        plan.drain(..first.min(plan.len()));
+        let plan = Arc::new(plan);
         let total = plan.len();
         let job = BatchJob {
             dataset: self.dataset.clone(),
