@@ -1,5 +1,7 @@
 //! Views and their recorded maps: boxes move between views exactly.
 
+mod common;
+use common::close;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -9,13 +11,6 @@ use uld_data::augment::{
     warp_affine, weak_view,
 };
 use uld_data::sample::{CropConfig, ImageChw, SampleConfig, VolumeSource, build_sample};
-
-fn close(a: Box2, b: Box2, tol: f32) -> bool {
-    a.to_array()
-        .iter()
-        .zip(b.to_array())
-        .all(|(x, y)| (x - y).abs() <= tol)
-}
 
 #[test]
 fn flip_and_composition_by_hand() {

@@ -2,6 +2,8 @@
 //! pydicom's CT_small, and series folders built from CT_small with edited
 //! geometry (real pixels, positions chosen by the test).
 
+mod common;
+use common::assert_close;
 use std::path::{Path, PathBuf};
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -23,15 +25,6 @@ fn ct_small() -> PathBuf {
 
 fn sum(v: &Volume<i16>) -> i64 {
     v.data().iter().map(|&x| i64::from(x)).sum()
-}
-
-fn assert_close(actual: [f64; 3], expected: [f64; 3], tol: f64) {
-    for a in 0..3 {
-        assert!(
-            (actual[a] - expected[a]).abs() <= tol,
-            "axis {a}: {actual:?} vs {expected:?}"
-        );
-    }
 }
 
 /// Reference figures computed with pydicom 3 from the uncompressed file:

@@ -1,6 +1,8 @@
 //! NIfTI reader: the real lung CT and its tumour mask, hand-built headers
 //! for scaling, byte order and qform, and bad files.
 
+mod common;
+use common::assert_close;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -14,15 +16,6 @@ fn image_path() -> PathBuf {
 
 fn label_path() -> PathBuf {
     shared_data("ct/lung1_label.nii.gz")
-}
-
-fn assert_close(actual: [f64; 3], expected: [f64; 3], tol: f64) {
-    for a in 0..3 {
-        assert!(
-            (actual[a] - expected[a]).abs() <= tol,
-            "axis {a}: {actual:?} vs {expected:?}"
-        );
-    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! 2.5D samples: geometry on hand-computed cases and on real key slices.
 
+mod common;
+use common::close;
 use std::collections::HashMap;
 
 use uld_core::testdata::shared_data;
@@ -9,13 +11,6 @@ use uld_data::sample::{
     CropConfig, Normalization, SampleConfig, SampleGeometry, Scaling, SeriesSource, VolumeSource,
     body_bounds, build_sample,
 };
-
-fn close(a: Box2, b: Box2, tol: f32) -> bool {
-    a.to_array()
-        .iter()
-        .zip(b.to_array())
-        .all(|(x, y)| (x - y).abs() <= tol)
-}
 
 #[test]
 fn crop_then_resample_moves_boxes_by_hand_computed_amounts() {
