@@ -4,6 +4,22 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{Error, Result};
 
+/// A named preset and the function that builds it.
+pub type Preset<'a, T> = (&'a str, fn() -> T);
+
+/// The preset called `name` among `presets`; an unknown name is an error
+/// listing the known ones.
+pub fn preset<T>(what: &str, name: &str, presets: &[Preset<'_, T>]) -> Result<T> {
+    presets
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, make)| make())
+        .ok_or_else(|| {
+            let names: Vec<&str> = presets.iter().map(|(n, _)| *n).collect();
+            Error::invalid(what, format!("`{name}` is not one of {}", names.join(", ")))
+        })
+}
+
 /// A copy of `config` with the dotted field set to VALUE (TOML syntax; a bare
 /// word that is not valid TOML is taken as a string). Unknown fields and
 /// values of the wrong type are errors naming the assignment.
@@ -83,6 +99,14 @@ mod tests {
         let o = with_override(&o, "inner.name=hello").unwrap();
         assert_eq!(o.inner.name, "hello");
         assert_eq!(with_override(&o, "steps = 7").unwrap().steps, 7);
+    }
+
+    #[test]
+    fn presets_are_picked_by_name_and_unknown_names_list_the_known_ones() {
+        let presets: [Preset<'_, u8>; 2] = [("a", || 1), ("b", || 2)];
+        assert_eq!(preset("thing", "b", &presets).unwrap(), 2);
+        let err = preset("thing", "c", &presets).unwrap_err().to_string();
+        assert_eq!(err, "invalid thing: `c` is not one of a, b");
     }
 
     #[test]

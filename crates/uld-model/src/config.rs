@@ -161,15 +161,15 @@ fn bad(field: &str, message: impl Into<String>) -> FieldError {
 
 impl ModelConfig {
     pub fn preset(name: &str) -> Result<Self> {
-        match name {
-            "tiny" => Ok(Self::tiny()),
-            "small" => Ok(Self::small()),
-            "deeplesion" => Ok(Self::deeplesion()),
-            other => Err(Error::invalid(
-                "model preset",
-                format!("`{other}` is not one of tiny, small, deeplesion"),
-            )),
-        }
+        uld_core::overrides::preset(
+            "model preset",
+            name,
+            &[
+                ("tiny", Self::tiny),
+                ("small", Self::small),
+                ("deeplesion", Self::deeplesion),
+            ],
+        )
     }
 
     /// For tests: 64 px, 3 slices, three narrow basic stages, strides 4-16.

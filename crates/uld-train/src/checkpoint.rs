@@ -147,20 +147,28 @@ pub fn load_latest<M: DeserializeOwned>(
     }))
 }
 
-/// Copies `prefix.*` tensors into the store's variables of the same names.
+/// Copies `prefix.*` tensors (or, for an empty prefix, unprefixed ones)
+/// into the store's variables of the same names.
 pub fn restore(
     vs: &mut VarStore,
     prefix: &str,
     named: &[(String, Tensor)],
 ) -> std::result::Result<(), String> {
-    let by_name: std::collections::HashMap<&str, &Tensor> = named
+    let strip = |n: &'_ str| -> Option<String> {
+        if prefix.is_empty() {
+            Some(n.to_string())
+        } else {
+            Some(n.strip_prefix(prefix)?.strip_prefix('.')?.to_string())
+        }
+    };
+    let by_name: std::collections::HashMap<String, &Tensor> = named
         .iter()
-        .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.strip_prefix('.')?, t)))
+        .filter_map(|(n, t)| Some((strip(n)?, t)))
         .collect();
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
             let src = by_name
-                .get(name.as_str())
+                .get(&name)
                 .ok_or_else(|| format!("no tensor `{prefix}.{name}`"))?;
             if src.size() != var.size() {
                 return Err(format!(

@@ -57,18 +57,16 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    pub const PRESETS: [&str; 3] = ["tiny", "small", "deeplesion"];
-
     pub fn preset(name: &str) -> Result<Self> {
-        match name {
-            "tiny" => Ok(Self::tiny()),
-            "small" => Ok(Self::small()),
-            "deeplesion" => Ok(Self::deeplesion()),
-            other => Err(Error::invalid(
-                "training preset",
-                format!("`{other}` is not one of {}", Self::PRESETS.join(", ")),
-            )),
-        }
+        uld_core::overrides::preset(
+            "training preset",
+            name,
+            &[
+                ("tiny", Self::tiny),
+                ("small", Self::small),
+                ("deeplesion", Self::deeplesion),
+            ],
+        )
     }
 
     /// For tests: a tiny model on tiny synthetic images, a few dozen steps.

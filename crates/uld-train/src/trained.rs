@@ -51,15 +51,7 @@ pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
         Tensor::read_safetensors(&weights).map_err(|e| bad(format!("cannot read weights: {e}")))?;
     let mut last_error = String::new();
     for prefix in prefixes {
-        let attempt = if prefix.is_empty() {
-            let prefixed: Vec<(String, Tensor)> = named
-                .iter()
-                .map(|(n, t)| (format!("w.{n}"), t.shallow_clone()))
-                .collect();
-            restore(&mut store, "w", &prefixed)
-        } else {
-            restore(&mut store, prefix, &named)
-        };
+        let attempt = restore(&mut store, prefix, &named);
         match attempt {
             Ok(()) => {
                 return Ok(TrainedDetector {

@@ -94,6 +94,8 @@ pub fn keyslice_truth(records: &[LesionRecord], source: &str) -> GroundTruth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubVolume {
     pub key: String,
+    /// `PPPPPP_SS_RR`.
+    pub series_id: String,
     pub series_dir: PathBuf,
     pub first_png: u32,
     pub last_png: u32,
@@ -112,6 +114,7 @@ pub fn subvolumes(truth: &GroundTruth, root: &Path, records: &[LesionRecord]) ->
             let series = u.key.get(..12)?;
             Some(SubVolume {
                 key: u.key.clone(),
+                series_id: series.to_string(),
                 series_dir: root.join("Images_png").join(series),
                 first_png,
                 last_png,
@@ -131,6 +134,7 @@ pub fn subvolumes_of_records(root: &Path, records: &[LesionRecord]) -> Vec<SubVo
             let key = format!("{}_{first_png:03}-{last_png:03}", r.series_id());
             seen.insert(key.clone()).then(|| SubVolume {
                 key,
+                series_id: r.series_id(),
                 series_dir: root.join("Images_png").join(r.series_id()),
                 first_png,
                 last_png,
@@ -155,7 +159,7 @@ pub fn detect_subvolumes(
             images.push(KeyImage {
                 series_dir: sub.series_dir.clone(),
                 key_png: png,
-                file_name: format!("{}_{png:03}.png", &sub.key[..12]),
+                file_name: format!("{}_{png:03}.png", sub.series_id),
                 spacing: sub.spacing,
                 boxes: Vec::new(),
                 ignore: Vec::new(),

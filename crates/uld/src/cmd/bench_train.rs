@@ -4,13 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use uld_data::deeplesion::{Split, read_dl_info};
-use uld_data::loader::KeyImage;
+use uld_data::deeplesion::read_dl_info;
 use uld_data::synth::{Preset, generate};
 use uld_train::bench::time_training_steps;
-use uld_train::{Mining, Mode, Objective, Supervised};
 
-use super::train::{TrainArgs, dataset, resolve_config};
+use super::train::{ConfigArgs, dataset, objective, training_images};
 
 #[derive(Args)]
 pub struct TrainBenchArgs {
@@ -18,14 +16,8 @@ pub struct TrainBenchArgs {
     /// written to a temporary folder first.
     #[arg(long)]
     data: Option<PathBuf>,
-    #[arg(long, default_value = "small")]
-    preset: String,
-    #[arg(long, value_parser = super::train::parse_mode)]
-    mode: Option<Mode>,
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Timed steps each way (medians are reported).
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -47,39 +39,17 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let config = resolve_config(&TrainArgs {
-        data: root.clone(),
-        out: PathBuf::new(),
-        mode: args.mode,
-        preset: args.preset.clone(),
-        config: None,
-        overrides: args.overrides.clone(),
-        device: args.device.clone(),
-        quiet: true,
-    })?;
+    let config = args.config.resolve()?;
     let records = read_dl_info(root.join("DL_info.csv"))?;
-    let train: Vec<_> = records
-        .into_iter()
-        .filter(|r| r.split == Split::Train)
-        .collect();
-    let images = KeyImage::from_records(&root, &train, config.noisy);
+    let images = training_images(&root, &records, &config)?;
     let device = uld_train::device::open_device(&config.device)?;
-    let mut objective: Box<dyn Objective> = match config.mode {
-        Mode::Supervised => Box::new(Supervised),
-        Mode::Mining => Box::new(Mining::new(
-            config.mining.clone(),
-            &config.model,
-            0,
-            device,
-            None,
-        )?),
-    };
+    let mut objective = objective(&config, device, None)?;
     let data = dataset(images, &config, objective.views())?;
     let t = time_training_steps(&config, data, objective.as_mut(), args.warmup, args.steps)?;
     println!(
         "training step, {} preset, {:?}, {:?}, batch {} on {}: bare model step {:.3} s, whole step {:.3} s \
          (data + targets add {:+.1}%), {:.1} samples/s (median of {} steps)",
-        args.preset,
+        args.config.preset,
         config.mode,
         config.precision,
         t.batch_size,

@@ -17,14 +17,9 @@ use uld_train::{
     complete_from_manifest, train,
 };
 
+/// Which training configuration to use: a preset or a file, and overrides.
 #[derive(Args)]
-pub struct TrainArgs {
-    /// Dataset root holding DL_info.csv and Images_png/.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Run directory (created; an existing run there is resumed).
-    #[arg(long)]
-    pub out: PathBuf,
+pub struct ConfigArgs {
     /// `supervised` or `mining`.
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<Mode>,
@@ -40,6 +35,39 @@ pub struct TrainArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long)]
     pub device: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The configuration the arguments ask for, validated.
+    pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
+        let mut config = match &self.config {
+            Some(path) => TrainConfig::load(path)?,
+            None => TrainConfig::preset(&self.preset)?,
+        };
+        if let Some(mode) = self.mode {
+            config.mode = mode;
+        }
+        if let Some(device) = &self.device {
+            config.device = device.clone();
+        }
+        for assignment in &self.overrides {
+            config.set(assignment)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Dataset root holding DL_info.csv and Images_png/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory (created; an existing run there is resumed).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -53,27 +81,46 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
     }
 }
 
-/// The configuration the arguments ask for.
-pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(path) => TrainConfig::load(path)?,
-        None => TrainConfig::preset(&args.preset)?,
-    };
-    if let Some(mode) = args.mode {
-        config.mode = mode;
-    }
-    if let Some(device) = &args.device {
-        config.device = device.clone();
-    }
-    for assignment in &args.overrides {
-        config.set(assignment)?;
-    }
-    config.validate()?;
-    Ok(config)
+/// The objective `config.mode` names (mining scored against `complete`
+/// annotations where they are known).
+pub fn objective(
+    config: &TrainConfig,
+    device: tch::Device,
+    complete: Option<uld_train::CompleteAnnotations>,
+) -> anyhow::Result<Box<dyn Objective>> {
+    Ok(match config.mode {
+        Mode::Supervised => Box::new(Supervised),
+        Mode::Mining => Box::new(Mining::new(
+            config.mining.clone(),
+            &config.model,
+            config.steps,
+            device,
+            complete,
+        )?),
+    })
+}
+
+/// The key images of the training split.
+pub fn training_images(
+    root: &Path,
+    records: &[LesionRecord],
+    config: &TrainConfig,
+) -> anyhow::Result<Vec<KeyImage>> {
+    let rows: Vec<LesionRecord> = records
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .cloned()
+        .collect();
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{} has no training rows (Train_Val_Test = 1)",
+        root.display()
+    );
+    Ok(KeyImage::from_records(root, &rows, config.noisy))
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    let config = resolve_config(args)?;
+    let config = args.config.resolve()?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
     let outcome = train_on(&args.data, &records, &args.out, &config, !args.quiet)?;
     println!(
@@ -96,32 +143,14 @@ pub fn train_on(
     config: &TrainConfig,
     progress: bool,
 ) -> anyhow::Result<uld_train::Outcome> {
-    let split = |s: Split| -> Vec<LesionRecord> {
-        records.iter().filter(|r| r.split == s).cloned().collect()
-    };
-    let train_rows = split(Split::Train);
-    anyhow::ensure!(
-        !train_rows.is_empty(),
-        "{} has no training rows (Train_Val_Test = 1)",
-        root.display()
-    );
-    let images = KeyImage::from_records(root, &train_rows, config.noisy);
+    let images = training_images(root, records, config)?;
     let mut student = Student::new(config)?;
     let device = student.store.device();
     let complete = match root.join(MANIFEST_FILE) {
         path if path.exists() => Some(complete_from_manifest(&Manifest::read(&path)?, &images)),
         _ => None,
     };
-    let mut objective: Box<dyn Objective> = match config.mode {
-        Mode::Supervised => Box::new(Supervised),
-        Mode::Mining => Box::new(Mining::new(
-            config.mining.clone(),
-            &config.model,
-            config.steps,
-            device,
-            complete,
-        )?),
-    };
+    let mut objective = objective(config, device, complete)?;
     let dataset = dataset(images, config, objective.views())?;
     let mut validator = split_validator(root, records, Split::Val, config, device)?;
     let mut bar = ProgressObserver::new(progress);
