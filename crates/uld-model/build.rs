@@ -19,6 +19,42 @@ fn main() {
     let dir = dir.to_str().expect("a UTF-8 torch library path");
     println!("cargo:lib_dir={dir}");
     emit_torch_link_args(dir);
+    compile_autocast_shim(&torch_lib_dir());
+}
+
+/// Builds `csrc/autocast.cpp` (autocast with a dtype, which tch lacks)
+/// against the headers beside the torch library folder `lib`.
+fn compile_autocast_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    let include = lib
+        .parent()
+        .expect("torch/lib has a parent")
+        .join("include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={}", cxx11_abi()))
+        .file("csrc/autocast.cpp")
+        .compile("uld_autocast");
+}
+
+/// Whether the torch of `python` uses the C++11 ABI (every wheel since
+/// torch 2.7 does, so 1 when python cannot tell).
+fn cxx11_abi() -> &'static str {
+    let out = Command::new("python")
+        .args([
+            "-c",
+            "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0" => "0",
+        _ => "1",
+    }
 }
 
 /// The folder torch-sys linked against (it reports it as `libtorch_lib`),

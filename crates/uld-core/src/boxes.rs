@@ -119,6 +119,16 @@ impl Box2 {
         self.intersection_area(other) / area
     }
 
+    /// Intersection over the area of the smaller box: 1 when one box lies
+    /// inside the other, so a part of a lesion overlaps the whole fully.
+    pub fn overlap_of_smaller(&self, other: &Self) -> f32 {
+        let smaller = self.area().min(other.area());
+        if smaller <= 0.0 {
+            return 0.0;
+        }
+        self.intersection_area(other) / smaller
+    }
+
     /// The box clipped to an image of `width` x `height` pixels.
     pub fn clip(&self, width: f32, height: f32) -> Self {
         Self::new(
@@ -227,6 +237,20 @@ impl Box3 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn overlap_of_smaller_counts_a_part_inside_a_whole_fully() {
+        let whole = Box2::new(0.0, 0.0, 20.0, 20.0);
+        let part = Box2::new(5.0, 5.0, 10.0, 10.0);
+        assert_eq!(part.overlap_of_smaller(&whole), 1.0);
+        assert_eq!(whole.overlap_of_smaller(&part), 1.0);
+        let beside = Box2::new(15.0, 0.0, 35.0, 20.0);
+        assert_eq!(whole.overlap_of_smaller(&beside), 0.25);
+        assert_eq!(
+            whole.overlap_of_smaller(&Box2::new(30.0, 30.0, 40.0, 40.0)),
+            0.0
+        );
+    }
 
     #[test]
     fn iou_of_hand_computed_pairs() {

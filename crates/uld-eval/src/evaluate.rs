@@ -202,9 +202,15 @@ pub fn compare(
 ) -> Result<(Evaluation, Evaluation, Comparison)> {
     let ea = evaluate(gt, a, cfg)?;
     let eb = evaluate(gt, b, cfg)?;
-    let boot = cfg.bootstrap.unwrap_or_default();
-    let cmp = paired_bootstrap(&ea.outcomes, &eb.outcomes, cfg.spec(), &boot);
+    let cmp = compare_evaluations(&ea, &eb, cfg);
     Ok((ea, eb, cmp))
+}
+
+/// The paired bootstrap of two evaluations made under `cfg` on the same
+/// ground truth (`cfg.bootstrap`, or the default when `None`).
+pub fn compare_evaluations(a: &Evaluation, b: &Evaluation, cfg: &EvalConfig) -> Comparison {
+    let boot = cfg.bootstrap.unwrap_or_default();
+    paired_bootstrap(&a.outcomes, &b.outcomes, cfg.spec(), &boot)
 }
 
 fn bin_label(edges: &[f64], v: f64) -> String {

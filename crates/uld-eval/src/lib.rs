@@ -35,7 +35,7 @@ pub mod score;
 
 pub use bootstrap::{BootstrapConfig, Comparison};
 pub use detections::{Detection, DetectionSet};
-pub use evaluate::{EvalConfig, Evaluation, compare, evaluate};
+pub use evaluate::{EvalConfig, Evaluation, compare, compare_evaluations, evaluate};
 pub use gt::{GroundTruth, GtLesion, GtUnit, LesionAttrs};
 pub use interp::Interpolation;
 pub use metrics::{Curve, Metrics};

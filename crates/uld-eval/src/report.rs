@@ -11,7 +11,7 @@ use uld_core::{Error, Result, write_atomically};
 use crate::bootstrap::{Comparison, Difference, Interval};
 use crate::evaluate::Evaluation;
 use crate::interp::Interpolation;
-use crate::plot::{Series, plot_froc, plot_pr};
+use crate::plot::{PlotOutput, Series, plot_froc, plot_pr};
 
 fn num(v: f64) -> String {
     if v.is_nan() {
@@ -269,6 +269,16 @@ fn fp_range(eval: &Evaluation) -> (f64, f64) {
     let lo = eval.fp_points.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = eval.fp_points.iter().copied().fold(0.0, f64::max);
     (lo / 2.0, hi * 2.0)
+}
+
+/// The FROC plot of several evaluations of one protocol at `stem`.svg/.png,
+/// one curve per `(evaluation, label)`.
+pub fn plot_frocs(stem: &Path, evals: &[(&Evaluation, &str)]) -> Result<PlotOutput> {
+    let Some((first, _)) = evals.first() else {
+        return Err(Error::invalid("FROC plot", "no evaluation to plot"));
+    };
+    let curves: Vec<Series<'_>> = evals.iter().map(|(e, label)| series(e, label).0).collect();
+    plot_froc(stem, first.protocol.unit(), fp_range(first), &curves)
 }
 
 /// Writes `report.md`, `report.json`, `froc.csv`, `froc.svg/.png` and

@@ -6,6 +6,7 @@
 //!
 //! Only this crate (and the trainer and binary built on it) links torch.
 
+pub mod autocast;
 pub mod backbone;
 pub mod bench;
 pub mod config;

@@ -10,6 +10,7 @@ pub mod detect;
 pub mod device;
 pub mod ema;
 pub mod metrics;
+pub mod mined;
 pub mod mining;
 pub mod nan_guard;
 pub mod objective;
@@ -32,5 +33,5 @@ pub use objective::{CompleteAnnotations, Mining, Objective, Supervised, complete
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, LrSchedule};
 pub use step::Precision;
-pub use trained::{TrainedDetector, load_trained};
+pub use trained::{TrainedDetector, Weights, load_trained, load_trained_weights};
 pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};

@@ -3,11 +3,12 @@
 //!
 //! The merge rule, applied per image in one view's pixels:
 //! 1. predictions are visited by descending score (ties keep their order);
-//! 2. a prediction whose IoU with any annotated box is at least
-//!    `gt_overlap_iou` is the annotated lesion itself and is dropped;
+//! 2. a prediction that overlaps an annotated box (their intersection
+//!    covers at least `same_lesion_overlap` of the smaller box) is that
+//!    lesion, or a part of it, and is dropped;
 //! 3. a prediction with score >= `tau_high` becomes a pseudo lesion, unless
-//!    it overlaps an earlier pseudo lesion by that same IoU (a duplicate) or
-//!    the image already has `max_pseudo_per_image` of them;
+//!    it overlaps an earlier pseudo lesion in that same way (a duplicate or
+//!    a part) or the image already has `max_pseudo_per_image` of them;
 //! 4. with the ignore band on, predictions in [`tau_low`, `tau_high`), and
 //!    confident ones beyond the cap, become ignore regions: no background
 //!    loss is taken there.
@@ -28,8 +29,10 @@ pub struct MiningConfig {
     pub ema_momentum: f64,
     /// Share of the run trained supervised before mining starts.
     pub burn_in_fraction: f64,
-    /// IoU with an annotated box at which a prediction is that lesion.
-    pub gt_overlap_iou: f32,
+    /// Share of the smaller box two boxes' intersection covers at which
+    /// they are one lesion (a prediction and an annotated box, or two
+    /// predictions): parts of a lesion count as the lesion.
+    pub same_lesion_overlap: f32,
     pub max_pseudo_per_image: usize,
     /// Ablation switches.
     pub ignore_band: bool,
@@ -47,7 +50,7 @@ impl Default for MiningConfig {
             tau_low: 0.3,
             ema_momentum: 0.999,
             burn_in_fraction: 0.15,
-            gt_overlap_iou: 0.2,
+            same_lesion_overlap: 0.3,
             max_pseudo_per_image: 8,
             ignore_band: true,
             ema_teacher: true,
@@ -88,10 +91,10 @@ impl MiningConfig {
                 format!("must be in [0, 1], got {}", self.burn_in_fraction),
             );
         }
-        if !(0.0..=1.0).contains(&self.gt_overlap_iou) {
+        if !(0.0..=1.0).contains(&self.same_lesion_overlap) {
             return invalid(
-                "gt_overlap_iou",
-                format!("must be in [0, 1], got {}", self.gt_overlap_iou),
+                "same_lesion_overlap",
+                format!("must be in [0, 1], got {}", self.same_lesion_overlap),
             );
         }
         Ok(())
@@ -121,8 +124,11 @@ pub fn merge_pseudo_labels(
     let mut order: Vec<usize> = (0..predictions.len()).collect();
     order.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
     let mut out = PseudoLabels::default();
-    let overlaps =
-        |b: &Box2, others: &[Box2]| others.iter().any(|o| o.iou(b) >= config.gt_overlap_iou);
+    let overlaps = |b: &Box2, others: &[Box2]| {
+        others
+            .iter()
+            .any(|o| o.overlap_of_smaller(b) >= config.same_lesion_overlap)
+    };
     for i in order {
         let (b, score) = predictions[i];
         if !b.is_valid() || score < config.tau_low || overlaps(&b, annotated) {
@@ -199,6 +205,19 @@ mod tests {
         let out = merge_pseudo_labels(&[], &preds, &MiningConfig::default());
         assert_eq!(out.boxes.len(), 1);
         assert_eq!(out.scores, vec![0.9]);
+    }
+
+    #[test]
+    fn parts_of_a_lesion_are_that_lesion() {
+        let gt = [b(10.0, 10.0, 40.0)];
+        let preds = [
+            (b(14.0, 14.0, 10.0), 0.9),   // a part of the annotated lesion (IoU 0.06)
+            (b(100.0, 100.0, 40.0), 0.8), // a new lesion
+            (b(110.0, 110.0, 12.0), 0.7), // a part of that new lesion
+        ];
+        let out = merge_pseudo_labels(&gt, &preds, &MiningConfig::default());
+        assert_eq!(out.boxes, vec![b(100.0, 100.0, 40.0)]);
+        assert!(out.ignore.is_empty(), "{:?}", out.ignore);
     }
 
     #[test]

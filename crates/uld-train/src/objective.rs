@@ -14,6 +14,7 @@ use uld_model::{Detector, FcosDetector, ImageTargets, ModelConfig};
 
 use crate::batch::{annotated_targets, images_tensor};
 use crate::ema::ema_update;
+use crate::mined::MinedScore;
 use crate::mining::{MiningConfig, merge_pseudo_labels};
 
 /// The student's input and targets for one step, and numbers to log.
@@ -27,6 +28,11 @@ pub trait Objective {
     /// The views each training item must carry.
     fn views(&self) -> ViewMode;
     fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared>;
+    /// Called once when a run starts afresh (not when it resumes), with
+    /// the student's initial weights.
+    fn begin(&mut self, _student: &VarStore) -> Result<()> {
+        Ok(())
+    }
     /// Called after each optimiser step of the student.
     fn after_step(&mut self, step: u64, student: &VarStore) -> Result<()>;
     /// The teacher's weights, saved in checkpoints and used for detection.
@@ -153,7 +159,8 @@ impl Objective for Mining {
             });
         }
         let predictions = self.teacher.predict(&images_tensor(teacher_view, device));
-        let mut score = MiningScore::default();
+        let mut score = MinedScore::default();
+        let (mut pseudo_count, mut ignored_count) = (0, 0);
         for (i, (target, preds)) in targets.iter_mut().zip(predictions).enumerate() {
             let from = &teacher_view.targets[i];
             let to = &student_view.targets[i];
@@ -183,15 +190,15 @@ impl Objective for Mining {
                     complete.get(item).map_or(&[][..], Vec::as_slice),
                 );
             }
-            score.pseudo += pseudo.boxes.len();
-            score.ignored += pseudo.ignore.len();
+            pseudo_count += pseudo.boxes.len();
+            ignored_count += pseudo.ignore.len();
             target.boxes.extend(pseudo.boxes);
             target.box_weights.extend(pseudo.weights);
             target.ignore.extend(pseudo.ignore);
         }
         let n = targets.len().max(1) as f64;
-        stats.insert("pseudo_per_image".into(), score.pseudo as f64 / n);
-        stats.insert("ignore_per_image".into(), score.ignored as f64 / n);
+        stats.insert("pseudo_per_image".into(), pseudo_count as f64 / n);
+        stats.insert("ignore_per_image".into(), ignored_count as f64 / n);
         if self.complete.is_some() {
             stats.insert("mined_true".into(), score.true_mined as f64);
             stats.insert("mined_false".into(), score.false_mined as f64);
@@ -203,6 +210,13 @@ impl Objective for Mining {
             targets,
             stats,
         })
+    }
+
+    /// The teacher starts as a copy of the student.
+    fn begin(&mut self, student: &VarStore) -> Result<()> {
+        self.teacher_store
+            .copy(student)
+            .map_err(|e| Error::invalid("teacher", e.to_string()))
     }
 
     fn after_step(&mut self, step: u64, student: &VarStore) -> Result<()> {
@@ -225,37 +239,6 @@ impl Objective for Mining {
 
     fn teacher_detector(&self) -> Option<&dyn Detector> {
         Some(&self.teacher)
-    }
-}
-
-/// Mined lesions scored against complete annotations (IoU >= 0.5).
-#[derive(Default)]
-struct MiningScore {
-    pseudo: usize,
-    ignored: usize,
-    true_mined: usize,
-    false_mined: usize,
-    unlabelled: usize,
-    unlabelled_found: usize,
-}
-
-impl MiningScore {
-    fn add(&mut self, mined: &[Box2], labelled: &[Box2], complete: &[Box2]) {
-        let hit = |a: &Box2, set: &[Box2]| set.iter().any(|b| a.iou(b) >= 0.5);
-        let unlabelled: Vec<Box2> = complete
-            .iter()
-            .filter(|c| !hit(c, labelled))
-            .copied()
-            .collect();
-        for m in mined {
-            if hit(m, &unlabelled) {
-                self.true_mined += 1;
-            } else {
-                self.false_mined += 1;
-            }
-        }
-        self.unlabelled += unlabelled.len();
-        self.unlabelled_found += unlabelled.iter().filter(|u| hit(u, mined)).count();
     }
 }
 

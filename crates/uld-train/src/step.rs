@@ -1,15 +1,16 @@
-//! One optimisation step of the student, in full precision or with fp16
-//! mixed precision on CUDA.
+//! One optimisation step of the student, in full precision or with mixed
+//! precision.
 //!
-//! Mixed precision runs the forward pass under libtorch's autocast (fp16 on
-//! CUDA: tch 0.24 exposes autocast on/off but not its dtype, so bf16
-//! autocast is not reachable from it) and scales the loss so that small
-//! fp16 gradients do not flush to zero. The scale halves whenever a
-//! gradient overflows (that step is skipped) and doubles after
-//! `GROWTH_INTERVAL` good steps, as PyTorch's `GradScaler` does.
+//! Mixed precision runs the forward pass under libtorch's autocast
+//! ([`uld_model::autocast`]). bf16 keeps fp32's exponent range and needs
+//! nothing more. fp16 scales the loss so that small gradients do not flush
+//! to zero: the scale halves whenever a gradient overflows (that step is
+//! skipped) and doubles after `GROWTH_INTERVAL` good steps, as PyTorch's
+//! `GradScaler` does.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
+use uld_model::autocast::{AutocastKind, with_autocast};
 use uld_model::{Detector, ImageTargets};
 
 use crate::optim::Optimizer;
@@ -22,6 +23,19 @@ pub enum Precision {
     Fp32,
     /// fp16 autocast with dynamic loss scaling (CUDA only).
     Fp16,
+    /// bf16 autocast (CUDA; on CPU where it has bf16 kernels).
+    Bf16,
+}
+
+impl Precision {
+    /// The autocast dtype, `None` for fp32.
+    pub fn autocast(self) -> Option<AutocastKind> {
+        match self {
+            Self::Fp32 => None,
+            Self::Fp16 => Some(AutocastKind::Fp16),
+            Self::Bf16 => Some(AutocastKind::Bf16),
+        }
+    }
 }
 
 const INITIAL_SCALE: f64 = 65536.0;
@@ -38,7 +52,7 @@ pub struct LossScaler {
 impl LossScaler {
     pub fn new(precision: Precision) -> Self {
         let scale = match precision {
-            Precision::Fp32 => 1.0,
+            Precision::Fp32 | Precision::Bf16 => 1.0,
             Precision::Fp16 => INITIAL_SCALE,
         };
         Self {
@@ -51,7 +65,7 @@ impl LossScaler {
     /// Records whether the step's gradients were finite; returns whether
     /// the step may be applied.
     fn update(&mut self, finite: bool) -> bool {
-        if self.precision == Precision::Fp32 {
+        if self.precision != Precision::Fp16 {
             return finite;
         }
         if finite {
@@ -89,9 +103,12 @@ pub fn forward_loss(
     targets: &[ImageTargets],
     precision: Precision,
 ) -> uld_model::LossTerms {
-    tch::autocast(precision == Precision::Fp16, || {
-        detector.loss(images, targets, true)
-    })
+    match precision.autocast() {
+        Some(kind) => with_autocast(images.device(), kind, || {
+            detector.loss(images, targets, true)
+        }),
+        None => detector.loss(images, targets, true),
+    }
 }
 
 /// Loss, backward, gradient clipping and the optimiser update; a
@@ -125,7 +142,7 @@ pub fn optimisation_step(
     if applied {
         optimizer.step(lr);
     }
-    let nonfinite = !applied && scaler.precision == Precision::Fp32;
+    let nonfinite = !applied && scaler.precision != Precision::Fp16;
     StepOutcome {
         losses,
         grad_norm,
@@ -154,5 +171,57 @@ mod tests {
         );
         assert!(fp32.update(true));
         assert_eq!(fp32.scale, 1.0);
+    }
+
+    #[test]
+    fn bf16_mixed_precision_trains_and_keeps_fp32_weights() {
+        use tch::nn::VarStore;
+        use tch::{Device, Kind};
+        use uld_core::Box2;
+        use uld_model::{FcosDetector, ModelConfig};
+
+        tch::manual_seed(0);
+        let config = ModelConfig::tiny();
+        let vs = VarStore::new(Device::Cpu);
+        let detector = FcosDetector::new(&vs.root(), &config).unwrap();
+        let mut optimizer = Optimizer::new(
+            crate::OptimizerConfig::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+            &vs,
+        );
+        let images = Tensor::zeros([1, config.input.slices, 64, 64], (Kind::Float, Device::Cpu));
+        let _ = images.narrow(2, 20, 16).narrow(3, 24, 16).fill_(1.0);
+        let targets = [ImageTargets {
+            boxes: vec![Box2::new(24.0, 20.0, 40.0, 36.0)],
+            box_weights: vec![1.0],
+            ignore: vec![],
+        }];
+        let mut scaler = LossScaler::new(Precision::Bf16);
+        let mut losses = Vec::new();
+        for _ in 0..40 {
+            let out = optimisation_step(
+                &detector,
+                &mut optimizer,
+                &mut scaler,
+                &images,
+                &targets,
+                1e-2,
+                Some(10.0),
+            );
+            assert!(out.applied && !out.nonfinite);
+            losses.push(out.losses[0]);
+        }
+        assert!(
+            losses[39] < 0.5 * losses[0],
+            "bf16 steps lower the loss: {losses:?}"
+        );
+        assert_eq!(scaler.scale, 1.0, "bf16 needs no loss scale");
+        for (name, t) in vs.variables() {
+            assert_eq!(t.kind(), Kind::Float, "{name} stays fp32");
+        }
     }
 }

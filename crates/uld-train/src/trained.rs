@@ -23,11 +23,33 @@ pub struct TrainedDetector {
     pub weights: PathBuf,
 }
 
+/// Which of a run's weights to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// `best.safetensors` when the run validated, else the newest
+    /// checkpoint's teacher, then its student.
+    Best,
+    /// The newest checkpoint's teacher (mining runs).
+    Teacher,
+    /// The newest checkpoint's student.
+    Student,
+}
+
 /// Loads the detector a run (or a weights file) holds onto `device`.
 pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
+    load_trained_weights(path, device, Weights::Best)
+}
+
+/// Loads the chosen `weights` of a run directory (a weights file is loaded
+/// whatever `weights` says).
+pub fn load_trained_weights(
+    path: &Path,
+    device: Device,
+    weights: Weights,
+) -> Result<TrainedDetector> {
     let (dir, weights, prefixes): (PathBuf, PathBuf, Vec<&str>) = if path.is_dir() {
         let best = path.join("best.safetensors");
-        if best.exists() {
+        if weights == Weights::Best && best.exists() {
             (path.to_path_buf(), best, vec![""])
         } else {
             let latest =
@@ -37,7 +59,12 @@ pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
                         "no best.safetensors and no checkpoint: is this a uld run directory?",
                     )
                 })?;
-            (path.to_path_buf(), latest, vec!["teacher", "model"])
+            let prefixes = match weights {
+                Weights::Best => vec!["teacher", "model"],
+                Weights::Teacher => vec!["teacher"],
+                Weights::Student => vec!["model"],
+            };
+            (path.to_path_buf(), latest, prefixes)
         }
     } else {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();

@@ -133,6 +133,9 @@ pub fn train(
         Some(&mut optimizer),
     )?;
     let resumed_from = restored.as_ref().map(|r| r.step);
+    if restored.is_none() {
+        objective.begin(&student.store)?;
+    }
     let mut best = restored.as_ref().and_then(|r| r.meta.best.clone());
     let mut guard = NanGuard::new(config.max_consecutive_nan);
     let mut scaler = LossScaler::new(config.precision);

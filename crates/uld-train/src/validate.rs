@@ -14,8 +14,8 @@ use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
 use uld_data::sample::SampleConfig;
 use uld_eval::gt::subvolume_range;
 use uld_eval::{
-    Detection, DetectionSet, EvalConfig, GroundTruth, KeySliceRow, Protocol, evaluate,
-    keyslice_ground_truth,
+    BootstrapConfig, Detection, DetectionSet, EvalConfig, Evaluation, GroundTruth, KeySliceRow,
+    Protocol, evaluate, keyslice_ground_truth,
 };
 use uld_model::Detector;
 
@@ -209,30 +209,96 @@ pub struct SplitValidator {
     pub harvester: Option<(Vec<SubVolume>, GroundTruth)>,
 }
 
-fn quick(protocol: Protocol) -> EvalConfig {
+/// One protocol's detections on a split and their evaluation.
+pub struct Scored {
+    pub detections: DetectionSet,
+    pub evaluation: Evaluation,
+}
+
+/// A detector's detections and scores on a split.
+pub struct SplitScores {
+    pub keyslice: Scored,
+    pub harvester: Option<Scored>,
+}
+
+impl SplitScores {
+    /// The harvester mean sensitivity when complete annotations exist, else
+    /// the keyslice one (clamped readings).
+    pub fn score(&self) -> f64 {
+        self.harvester
+            .as_ref()
+            .unwrap_or(&self.keyslice)
+            .evaluation
+            .metrics
+            .summary_clamped
+    }
+}
+
+/// The protocol's settings without the report-only extras (bootstrap,
+/// breakdowns), or with `bootstrap` intervals.
+pub fn eval_config(protocol: Protocol, bootstrap: Option<BootstrapConfig>) -> EvalConfig {
     EvalConfig {
-        bootstrap: None,
+        bootstrap,
         breakdowns: false,
         ..EvalConfig::new(protocol)
     }
 }
 
+impl SplitValidator {
+    /// Detects on the split's key images (and sub-volumes, with complete
+    /// annotations) and scores them, with `bootstrap` intervals if given.
+    pub fn score(
+        &self,
+        detector: &dyn Detector,
+        bootstrap: Option<BootstrapConfig>,
+    ) -> Result<SplitScores> {
+        let dets = self.settings.detect(detector, self.key_images.clone())?;
+        let detections = keyslice_detection_set(&dets);
+        let evaluation = evaluate(
+            &self.keyslice,
+            &detections,
+            &eval_config(Protocol::KeySlice, bootstrap),
+        )?;
+        let keyslice = Scored {
+            detections,
+            evaluation,
+        };
+        let harvester = match &self.harvester {
+            Some((subvolumes, truth)) => {
+                let detections = detect_subvolumes(detector, subvolumes, &self.settings)?;
+                let evaluation = evaluate(
+                    truth,
+                    &detections,
+                    &eval_config(Protocol::Harvester, bootstrap),
+                )?;
+                Some(Scored {
+                    detections,
+                    evaluation,
+                })
+            }
+            None => None,
+        };
+        Ok(SplitScores {
+            keyslice,
+            harvester,
+        })
+    }
+}
+
 impl Validator for SplitValidator {
     fn validate(&mut self, detector: &dyn Detector, _step: u64) -> Result<Validation> {
-        let dets = self.settings.detect(detector, self.key_images.clone())?;
-        let keyslice = evaluate(
-            &self.keyslice,
-            &keyslice_detection_set(&dets),
-            &quick(Protocol::KeySlice),
-        )?;
-        let mut metrics = json!({"keyslice": {"sens": keyslice.metrics.sens_clamped, "mean_sens": keyslice.metrics.summary_clamped}});
-        let mut score = keyslice.metrics.summary_clamped;
-        if let Some((subvolumes, truth)) = &self.harvester {
-            let set = detect_subvolumes(detector, subvolumes, &self.settings)?;
-            let h = evaluate(truth, &set, &quick(Protocol::Harvester))?;
-            metrics["harvester"] = json!({"sens": h.metrics.sens_clamped, "mean_sens": h.metrics.summary_clamped, "ap": h.metrics.ap});
-            score = h.metrics.summary_clamped;
+        let scores = self.score(detector, None)?;
+        let k = &scores.keyslice.evaluation.metrics;
+        let mut metrics =
+            json!({"keyslice": {"sens": k.sens_clamped, "mean_sens": k.summary_clamped}});
+        if let Some(h) = &scores.harvester {
+            let h = &h.evaluation.metrics;
+            metrics["harvester"] =
+                json!({"sens": h.sens_clamped, "mean_sens": h.summary_clamped, "ap": h.ap});
         }
-        Ok(Validation { score, metrics })
+        Ok(Validation {
+            score: scores.score(),
+            metrics,
+        })
     }
 }

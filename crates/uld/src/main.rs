@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole system on built-in synthetic data: synthesise, train with mining, evaluate, report.
+    Demo(cmd::demo::DemoArgs),
     /// Summarise a DeepLesion root or DL_info.csv, a NIfTI file or a DICOM series.
     Info(cmd::info::InfoArgs),
     /// Write a synthetic DeepLesion-format dataset with complete annotations (or refit its statistics).
@@ -31,6 +33,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Train a detector, supervised or with teacher-student lesion mining.
     Train(cmd::train::TrainArgs),
+    /// Export the lesions a run's teacher mines on its training images as DL_info.csv rows.
+    Mined(cmd::mined::MinedArgs),
     /// Print speed figures of uld's building blocks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -39,12 +43,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Synth(args) => cmd::synth::run(args),
         Command::ContactSheet(args) => cmd::contact_sheet::run(args),
         Command::Detect(args) => cmd::detect::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Mined(args) => cmd::mined::run(args),
         Command::Bench(command) => cmd::bench::run(command),
     };
     match result {

@@ -424,26 +424,40 @@ impl RowParser<'_> {
 /// Writes records as `DL_info.csv` (1-based pixels, the published layout),
 /// atomically: the file appears complete or not at all.
 pub fn write_dl_info(path: impl AsRef<Path>, records: &[LesionRecord]) -> Result<()> {
+    write_dl_info_with(path, records, &[], &[])
+}
+
+/// Writes records as `DL_info.csv` followed by `extra_columns`, whose
+/// values for record `i` are `extra_values[i]` (readers of `DL_info.csv`,
+/// uld's included, skip trailing columns).
+pub fn write_dl_info_with(
+    path: impl AsRef<Path>,
+    records: &[LesionRecord],
+    extra_columns: &[&str],
+    extra_values: &[Vec<String>],
+) -> Result<()> {
     write_atomically(path.as_ref(), |out| {
         let mut csv = csv::Writer::from_writer(out);
-        csv.write_record(COLUMNS)?;
-        for r in records {
-            csv.write_record(record_fields(r))?;
+        csv.write_record(COLUMNS.iter().chain(extra_columns))?;
+        for (i, r) in records.iter().enumerate() {
+            let extra = extra_values.get(i).map_or(&[][..], Vec::as_slice);
+            csv.write_record(record_fields(r).iter().chain(extra))?;
         }
         csv.flush()
     })
 }
 
 fn record_fields(r: &LesionRecord) -> [String; 18] {
-    let list = |values: &[f64]| {
+    fn list<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> String {
         values
-            .iter()
+            .into_iter()
             .map(|v| format!("{v}"))
             .collect::<Vec<_>>()
             .join(", ")
-    };
-    let px = |values: &[f32]| list(&values.iter().map(|v| *v as f64 + 1.0).collect::<Vec<_>>());
-    let f = |values: &[f32]| list(&values.iter().map(|v| *v as f64).collect::<Vec<_>>());
+    }
+    // f32 values print in their shortest exact form (172.13, not 172.1300048828125)
+    let px = |values: &[f32]| list(values.iter().map(|v| v + 1.0));
+    let f = |values: &[f32]| list(values.iter());
     let windows: Vec<f32> = r.dicom_windows.iter().flatten().copied().collect();
     [
         r.file_name.clone(),
@@ -458,7 +472,7 @@ fn record_fields(r: &LesionRecord) -> [String; 18] {
         r.lesion_type.code().to_string(),
         u8::from(r.possibly_noisy).to_string(),
         format!("{}, {}", r.slice_range[0], r.slice_range[1]),
-        list(&r.spacing),
+        list(r.spacing),
         format!("{}, {}", r.image_size[0], r.image_size[1]),
         f(&windows),
         match r.gender {

@@ -8,7 +8,7 @@ mod stats;
 
 pub use info_csv::{
     BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,
-    read_dl_info, read_dl_info_with, series_id, write_dl_info,
+    read_dl_info, read_dl_info_with, series_id, write_dl_info, write_dl_info_with,
 };
 pub use png_slice::{HU_OFFSET, HuSlice, read_png_hu, write_png_hu};
 pub use series::{SeriesFolder, SeriesVolume};

@@ -48,7 +48,7 @@ use uld_core::{Error, Result};
 pub enum Preset {
     /// For tests: 3 patients, 256x256, seconds.
     Tiny,
-    /// The CPU demo: 24 patients, 320x320.
+    /// The CPU demo and mining benchmark: 120 patients, 320x320.
     Small,
     /// The real dataset's proportions: 4,427 patients, 512x512, +-30 mm.
     Full,
@@ -74,7 +74,7 @@ impl Preset {
                 ..base
             },
             Self::Small => SynthConfig {
-                patients: 24,
+                patients: 120,
                 image_size: 320,
                 context_mm: 10.0,
                 ..base

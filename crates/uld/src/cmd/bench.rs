@@ -16,6 +16,8 @@ pub enum BenchCommand {
     Eval(super::eval::EvalBenchArgs),
     /// A whole training step (loader, targets, model) against the bare model step.
     Train(super::bench_train::TrainBenchArgs),
+    /// The missing-annotation benchmark: supervised vs mining vs complete labels.
+    Mining(super::bench_mining::MiningBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
@@ -24,6 +26,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Model(args) => super::bench_model::run(args),
         BenchCommand::Train(args) => super::bench_train::run(args),
         BenchCommand::Eval(args) => super::eval::bench(args),
+        BenchCommand::Mining(args) => super::bench_mining::run(args),
     }
 }
 

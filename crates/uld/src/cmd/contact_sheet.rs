@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use uld_core::Box2;
 use uld_data::deeplesion::{LesionRecord, read_dl_info, read_png_hu};
 use uld_data::synth::{MANIFEST_FILE, Manifest};
+
+use super::sheet::{DEFAULT_WINDOW, GREEN, RED, Sheet};
 
 #[derive(Args)]
 pub struct ContactSheetArgs {
@@ -31,9 +32,6 @@ pub struct ContactSheetArgs {
     #[arg(long, value_delimiter = ',', num_args = 2, allow_hyphen_values = true)]
     window: Option<Vec<f32>>,
 }
-
-const GREEN: [u8; 3] = [40, 230, 60];
-const RED: [u8; 3] = [240, 40, 40];
 
 pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
     let (root, table) = if args.root.is_file() {
@@ -65,52 +63,22 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
         table.display(),
         root.display()
     );
-    let columns = args.columns.clamp(1, shown.len());
-    let rows = shown.len().div_ceil(columns);
-    let (tile, gap) = (args.tile.max(32), 4);
-    let (width, height) = (columns * (tile + gap) + gap, rows * (tile + gap) + gap);
-    let mut canvas = vec![24u8; width * height * 3];
+    let mut sheet = Sheet::new(shown.len(), args.columns, args.tile);
     let (mut labelled, mut unlabelled) = (0, 0);
     for (n, rows_of_image) in shown.iter().enumerate() {
         let first = rows_of_image[0];
         let slice = read_png_hu(root.join(first.key_slice_path()))?;
-        let [lo, hi] = match &args.window {
+        let window = match &args.window {
             Some(w) => [w[0], w[1]],
             None => first
                 .dicom_windows
                 .first()
                 .copied()
-                .unwrap_or([-175.0, 275.0]),
+                .unwrap_or(DEFAULT_WINDOW),
         };
-        let (ox, oy) = (
-            gap + (n % columns) * (tile + gap),
-            gap + (n / columns) * (tile + gap),
-        );
-        let (sx, sy) = (
-            slice.width as f32 / tile as f32,
-            slice.height as f32 / tile as f32,
-        );
-        for j in 0..tile {
-            for i in 0..tile {
-                let (si, sj) = (
-                    ((i as f32 + 0.5) * sx) as usize,
-                    ((j as f32 + 0.5) * sy) as usize,
-                );
-                let hu = f32::from(
-                    slice.hu[sj.min(slice.height - 1) * slice.width + si.min(slice.width - 1)],
-                );
-                let v = ((hu - lo) / (hi - lo) * 255.0).clamp(0.0, 255.0) as u8;
-                let at = ((oy + j) * width + ox + i) * 3;
-                canvas[at..at + 3].copy_from_slice(&[v, v, v]);
-            }
-        }
-        let mut draw = |b: Box2, colour: [u8; 3]| {
-            let b = Box2::new(b.x1 / sx, b.y1 / sy, b.x2 / sx, b.y2 / sy)
-                .clip(tile as f32 - 1.0, tile as f32 - 1.0);
-            draw_rect(&mut canvas, width, (ox, oy), b, colour);
-        };
+        let mut boxes: Vec<(Box2, [u8; 3])> = Vec::new();
         for r in rows_of_image {
-            draw(r.bbox, GREEN);
+            boxes.push((r.bbox, GREEN));
             labelled += 1;
         }
         if let Some(m) = &manifest {
@@ -122,12 +90,13 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
                 if rows_of_image.iter().any(|r| r.bbox == b) {
                     continue;
                 }
-                draw(b, RED);
+                boxes.push((b, RED));
                 unlabelled += 1;
             }
         }
+        sheet.draw(n, &slice, window, &boxes);
     }
-    write_rgb(&args.out, width, height, &canvas)?;
+    sheet.write(&args.out)?;
     println!(
         "{}: {} key images, {labelled} labelled boxes (green), {unlabelled} other lesions (red{})",
         args.out.display(),
@@ -139,44 +108,4 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
-}
-
-/// A 2-pixel rectangle outline of box `b` (tile pixels) at tile origin `o`.
-fn draw_rect(canvas: &mut [u8], width: usize, o: (usize, usize), b: Box2, colour: [u8; 3]) {
-    let (x1, y1, x2, y2) = (
-        b.x1.round() as usize,
-        b.y1.round() as usize,
-        b.x2.round() as usize,
-        b.y2.round() as usize,
-    );
-    let mut put = |x: usize, y: usize| {
-        let at = ((o.1 + y) * width + o.0 + x) * 3;
-        if at + 3 <= canvas.len() {
-            canvas[at..at + 3].copy_from_slice(&colour);
-        }
-    };
-    for t in 0..2 {
-        for x in x1..=x2 {
-            put(x, y1 + t.min(y2 - y1));
-            put(x, y2 - t.min(y2 - y1));
-        }
-        for y in y1..=y2 {
-            put(x1 + t.min(x2 - x1), y);
-            put(x2 - t.min(x2 - x1), y);
-        }
-    }
-}
-
-fn write_rgb(path: &Path, width: usize, height: usize, rgb: &[u8]) -> anyhow::Result<()> {
-    uld_core::write_atomically(path, |out| {
-        let mut encoder = png::Encoder::new(out, width as u32, height as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-        writer
-            .write_image_data(rgb)
-            .map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)
-    })
-    .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,14 +1,16 @@
 //! `uld synth`: writes a synthetic DeepLesion-format dataset with complete
 //! annotations, or (`--fit-stats`) refits the statistics table it draws from.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::{DatasetStats, read_dl_info};
-use uld_data::synth::{DL_INFO_FILE, FittedStats, Plan, Preset, write_dataset};
+use uld_data::synth::{
+    DL_INFO_FILE, FittedStats, Plan, Preset, SynthConfig, WriteSummary, write_dataset,
+};
 
 #[derive(Args)]
 pub struct SynthArgs {
@@ -74,9 +76,28 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     }
     config.validate()?;
     let out = args.out.as_ref().context("--out is required")?;
+    write_synthetic(&config, out, true)?;
+    let records = read_dl_info(out.join(DL_INFO_FILE))?;
+    if let Some(stats) = DatasetStats::of(&records) {
+        println!("{stats}");
+    }
+    Ok(())
+}
+
+/// Writes the synthetic dataset of `config` to `out` with a progress bar
+/// (hidden unless `progress`) and prints what it wrote.
+pub fn write_synthetic(
+    config: &SynthConfig,
+    out: &Path,
+    progress: bool,
+) -> anyhow::Result<WriteSummary> {
     let start = Instant::now();
-    let plan = Plan::new(&config, &FittedStats::builtin());
-    let bar = ProgressBar::new(plan.slice_count() as u64);
+    let plan = Plan::new(config, &FittedStats::builtin());
+    let bar = if progress {
+        ProgressBar::new(plan.slice_count() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slices ({per_sec}, eta {eta})")
             .context("progress bar template")?
@@ -95,9 +116,5 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         summary.labelled,
         summary.key_images
     );
-    let records = read_dl_info(out.join(DL_INFO_FILE))?;
-    if let Some(stats) = DatasetStats::of(&records) {
-        println!("{stats}");
-    }
-    Ok(())
+    Ok(summary)
 }

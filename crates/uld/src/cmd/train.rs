@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::{LesionRecord, Split, read_dl_info};
 use uld_data::loader::{DeepLesionDataset, KeyImage, NoisyPolicy, ViewMode};
 use uld_data::synth::{MANIFEST_FILE, Manifest, complete_annotations_file};
 use uld_eval::read_harvester;
+use uld_train::mined::MinedScore;
 use uld_train::validate::{DetectSettings, SplitValidator, keyslice_truth, subvolumes};
 use uld_train::{
     Mining, Mode, Objective, Observer, StepLog, Student, Supervised, TrainConfig, Validation,
@@ -68,9 +69,22 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Which boxes the training images carry.
+    #[arg(long, value_enum, default_value = "partial")]
+    pub labels: Labels,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The boxes training images carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Labels {
+    /// The rows of DL_info.csv: partial, as published.
+    Partial,
+    /// Every lesion on each training key image, from the dataset's
+    /// `synth_manifest.json` (the upper bound mining is measured against).
+    Complete,
 }
 
 pub fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -122,7 +136,14 @@ pub fn training_images(
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config.resolve()?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
-    let outcome = train_on(&args.data, &records, &args.out, &config, !args.quiet)?;
+    let outcome = train_on(
+        &args.data,
+        &records,
+        &args.out,
+        &config,
+        args.labels,
+        !args.quiet,
+    )?;
     println!(
         "trained {} steps{} in {}",
         outcome.steps,
@@ -141,15 +162,24 @@ pub fn train_on(
     records: &[LesionRecord],
     out: &Path,
     config: &TrainConfig,
+    labels: Labels,
     progress: bool,
 ) -> anyhow::Result<uld_train::Outcome> {
-    let images = training_images(root, records, config)?;
+    let mut images = training_images(root, records, config)?;
     let mut student = Student::new(config)?;
     let device = student.store.device();
-    let complete = match root.join(MANIFEST_FILE) {
-        path if path.exists() => Some(complete_from_manifest(&Manifest::read(&path)?, &images)),
-        _ => None,
-    };
+    let complete = complete_annotations(root, &images)?;
+    if labels == Labels::Complete {
+        let complete = complete.as_ref().with_context(|| {
+            format!(
+                "--labels complete needs {}, which `uld synth` writes",
+                root.join(MANIFEST_FILE).display()
+            )
+        })?;
+        for (image, boxes) in images.iter_mut().zip(complete) {
+            image.boxes.clone_from(boxes);
+        }
+    }
     let mut objective = objective(config, device, complete)?;
     let dataset = dataset(images, config, objective.views())?;
     let mut validator = split_validator(root, records, Split::Val, config, device)?;
@@ -168,6 +198,22 @@ pub fn train_on(
     .with_context(|| format!("training in {}", out.display()))?;
     bar.finish();
     Ok(outcome)
+}
+
+/// Every lesion on each of `images`' key slices, where the dataset's
+/// synth manifest knows them.
+pub fn complete_annotations(
+    root: &Path,
+    images: &[KeyImage],
+) -> anyhow::Result<Option<uld_train::CompleteAnnotations>> {
+    let path = root.join(MANIFEST_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(complete_from_manifest(
+        &Manifest::read(&path)?,
+        images,
+    )))
 }
 
 /// How detection runs for a configuration on a device.
@@ -230,6 +276,8 @@ pub fn dataset(
 /// A progress bar with loss, learning rate and speed.
 struct ProgressObserver {
     bar: ProgressBar,
+    /// Mined lesions scored at the logged steps so far.
+    mined: MinedScore,
 }
 
 impl ProgressObserver {
@@ -247,7 +295,10 @@ impl ProgressObserver {
             .progress_chars("=> "),
         );
         bar.set_prefix("train");
-        Self { bar }
+        Self {
+            bar,
+            mined: MinedScore::default(),
+        }
     }
 
     fn finish(&self) {
@@ -269,6 +320,12 @@ impl Observer for ProgressObserver {
         );
         if let Some(p) = log.objective.get("pseudo_per_image") {
             msg.push_str(&format!(" mined {p:.2}/img"));
+        }
+        if let Some(score) = MinedScore::from_stats(&log.objective) {
+            self.mined.merge(&score);
+            if let Some(precision) = self.mined.precision() {
+                msg.push_str(&format!(" ({:.0}% real)", 100.0 * precision));
+            }
         }
         self.bar.set_message(msg);
     }

@@ -1,0 +1,114 @@
+//! A contact sheet: windowed CT slices in a grid of tiles, with coloured
+//! box outlines, written as an RGB PNG.
+
+use std::path::Path;
+
+use anyhow::Context;
+use uld_core::Box2;
+use uld_data::deeplesion::HuSlice;
+
+pub const GREEN: [u8; 3] = [40, 230, 60];
+pub const RED: [u8; 3] = [240, 40, 40];
+pub const YELLOW: [u8; 3] = [250, 220, 30];
+pub const BLUE: [u8; 3] = [60, 140, 255];
+
+/// A soft-tissue window, for slices that name none.
+pub const DEFAULT_WINDOW: [f32; 2] = [-175.0, 275.0];
+
+const GAP: usize = 4;
+
+pub struct Sheet {
+    columns: usize,
+    tile: usize,
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Sheet {
+    /// A dark sheet for `count` tiles of `tile` pixels in `columns` columns.
+    pub fn new(count: usize, columns: usize, tile: usize) -> Self {
+        let count = count.max(1);
+        let columns = columns.clamp(1, count);
+        let rows = count.div_ceil(columns);
+        let tile = tile.max(32);
+        let (width, height) = (columns * (tile + GAP) + GAP, rows * (tile + GAP) + GAP);
+        Self {
+            columns,
+            tile,
+            width,
+            height,
+            rgb: vec![24u8; width * height * 3],
+        }
+    }
+
+    /// Draws `slice` in `window` (HU low, high) into tile `n`, resampled to
+    /// the tile, with `boxes` (slice pixels) outlined in their colours.
+    pub fn draw(&mut self, n: usize, slice: &HuSlice, window: [f32; 2], boxes: &[(Box2, [u8; 3])]) {
+        let tile = self.tile;
+        let origin = (
+            GAP + (n % self.columns) * (tile + GAP),
+            GAP + (n / self.columns) * (tile + GAP),
+        );
+        let (sx, sy) = (
+            slice.width as f32 / tile as f32,
+            slice.height as f32 / tile as f32,
+        );
+        let [lo, hi] = window;
+        for j in 0..tile {
+            for i in 0..tile {
+                let si = (((i as f32 + 0.5) * sx) as usize).min(slice.width - 1);
+                let sj = (((j as f32 + 0.5) * sy) as usize).min(slice.height - 1);
+                let hu = f32::from(slice.hu[sj * slice.width + si]);
+                let v = ((hu - lo) / (hi - lo) * 255.0).clamp(0.0, 255.0) as u8;
+                self.put(origin.0 + i, origin.1 + j, [v, v, v]);
+            }
+        }
+        for (b, colour) in boxes {
+            let b = Box2::new(b.x1 / sx, b.y1 / sy, b.x2 / sx, b.y2 / sy)
+                .clip(tile as f32 - 1.0, tile as f32 - 1.0);
+            self.outline(origin, b, *colour);
+        }
+    }
+
+    fn put(&mut self, x: usize, y: usize, colour: [u8; 3]) {
+        let at = (y * self.width + x) * 3;
+        if let Some(px) = self.rgb.get_mut(at..at + 3) {
+            px.copy_from_slice(&colour);
+        }
+    }
+
+    /// A 2-pixel outline of `b` (tile pixels) in the tile at `origin`.
+    fn outline(&mut self, origin: (usize, usize), b: Box2, colour: [u8; 3]) {
+        let (x1, y1, x2, y2) = (
+            b.x1.round() as usize,
+            b.y1.round() as usize,
+            b.x2.round() as usize,
+            b.y2.round() as usize,
+        );
+        for t in 0..2 {
+            for x in x1..=x2 {
+                self.put(origin.0 + x, origin.1 + y1 + t.min(y2 - y1), colour);
+                self.put(origin.0 + x, origin.1 + y2 - t.min(y2 - y1), colour);
+            }
+            for y in y1..=y2 {
+                self.put(origin.0 + x1 + t.min(x2 - x1), origin.1 + y, colour);
+                self.put(origin.0 + x2 - t.min(x2 - x1), origin.1 + y, colour);
+            }
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        uld_core::write_atomically(path, |out| {
+            let mut encoder = png::Encoder::new(out, self.width as u32, self.height as u32);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+            writer
+                .write_image_data(&self.rgb)
+                .map_err(std::io::Error::other)?;
+            writer.finish().map_err(std::io::Error::other)
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
