@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Speed figures on a CUDA machine, from a `uld` binary built elsewhere:
-# training steps with fp32 and fp16 mixed precision (whole steps, loader
+# training steps with fp32, bf16 and fp16 mixed precision (whole steps, loader
 # included), the model step against the same network in PyTorch, and
 # inference. Usage: scripts/gpu-bench.sh PATH/TO/uld [PYTHON]
 # The binary finds libtorch through that Python's torch package (2.11.0).
@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 data=$(mktemp -d)
 "$uld" synth --preset small --patients 48 --image-size 512 --out "$data/synth" >/dev/null
 for preset in small deeplesion; do
-  for precision in fp32 fp16; do
+  for precision in fp32 bf16 fp16; do
     "$uld" bench train --data "$data/synth" --preset "$preset" --device cuda \
       --set precision="$precision" --set loader.workers=8 --steps 30 --warmup 5
   done
