@@ -200,38 +200,11 @@ impl WorldSummary {
             .collect();
         Self {
             frame: w.frame.name(),
-            axis_directions: axis_directions(w),
+            axis_directions: w.axis_codes(),
             matrix: w.matrix,
             corners,
         }
     }
-}
-
-/// The anatomical direction each voxel axis runs towards most (the largest
-/// component of its matrix column), as in nibabel's `aff2axcodes`.
-fn axis_directions(w: &WorldTransform) -> String {
-    // Names of +x, +y, +z; a negative component names the opposite direction.
-    let (positive, negative) = match w.frame {
-        uld_core::Frame::Ras => (['R', 'A', 'S'], ['L', 'P', 'I']),
-        uld_core::Frame::Lps => (['L', 'P', 'S'], ['R', 'A', 'I']),
-    };
-    (0..3)
-        .map(|axis| {
-            let column = [w.matrix[0][axis], w.matrix[1][axis], w.matrix[2][axis]];
-            let (row, value) = column
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .map_or((0, 0.0), |(r, v)| (r, *v));
-            if value == 0.0 {
-                '?'
-            } else if value > 0.0 {
-                positive[row]
-            } else {
-                negative[row]
-            }
-        })
-        .collect()
 }
 
 fn triple<T: fmt::Display>(v: [T; 3], sep: &str) -> String {
