@@ -4,12 +4,13 @@
 //! scans larger than the caller allows before reading their voxels.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use uld_core::{Error, Location, Result, Volume};
 
 use crate::deeplesion::{SeriesFolder, SeriesGeometry, read_dl_info};
 use crate::dicom::{SeriesOptions, load_dicom_series, read_dicom_file};
-use crate::nifti::{read_nifti, read_nifti_dims};
+use crate::nifti::{NiftiContent, read_nifti_auto, read_nifti_dims};
 
 /// What kind of input a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -86,7 +87,8 @@ pub struct Scan {
     pub kind: ScanKind,
     /// The file or folder name without `.nii`/`.nii.gz`/`.dcm`.
     pub name: String,
-    pub volume: Volume<i16>,
+    /// Shared so that detection workers can read it without a copy.
+    pub volume: Arc<Volume<i16>>,
     /// The DICOM series read, for DICOM inputs.
     pub series_uid: Option<String>,
     /// PNG number of slice 0, for DeepLesion series.
@@ -103,7 +105,16 @@ pub fn open_scan(path: &Path, options: &ScanOptions) -> Result<Scan> {
             let dims = read_nifti_dims(path)?;
             check_2d(path, dims, options)?;
             check_size(path, dims, options.max_voxels)?;
-            read_nifti(path)?
+            match read_nifti_auto(path)? {
+                NiftiContent::Ct(volume) => volume,
+                NiftiContent::Labels(_) => {
+                    return Err(Error::data(
+                        Location::file(path),
+                        "a label map (its header says so, or it holds a few non-negative integer \
+                         values only), not a CT in HU",
+                    ));
+                }
+            }
         }
         ScanKind::DicomFile => read_dicom_file(path)?,
         ScanKind::DicomSeries => {
@@ -129,7 +140,7 @@ pub fn open_scan(path: &Path, options: &ScanOptions) -> Result<Scan> {
         path: path.to_path_buf(),
         kind,
         name: scan_name(path),
-        volume,
+        volume: Arc::new(volume),
         series_uid,
         first_png,
     })

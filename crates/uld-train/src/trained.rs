@@ -25,6 +25,17 @@ pub struct TrainedDetector {
 
 /// Loads the detector a run (or a weights file) holds onto `device`.
 pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
+    load_trained_with(path, device, &[])
+}
+
+/// [`load_trained`] with `overrides` (`KEY=VALUE`, as `--set` takes them)
+/// applied to the run's configuration before the detector is built, e.g.
+/// `model.decode.score_threshold=0.01` or `loader.batch_size=8`.
+pub fn load_trained_with(
+    path: &Path,
+    device: Device,
+    overrides: &[String],
+) -> Result<TrainedDetector> {
     let (dir, weights, prefixes): (PathBuf, PathBuf, Vec<&str>) = if path.is_dir() {
         let best = path.join("best.safetensors");
         if best.exists() {
@@ -43,7 +54,10 @@ pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         (dir, path.to_path_buf(), vec!["", "teacher", "model"])
     };
-    let config = TrainConfig::load(&dir.join("config.toml"))?;
+    let mut config = TrainConfig::load(&dir.join("config.toml"))?;
+    for assignment in overrides {
+        config.set(assignment)?;
+    }
     let mut store = VarStore::new(device);
     let detector = FcosDetector::new(&store.root(), &config.model)?;
     let bad = |m: String| Error::data(Location::file(&weights), m);

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use uld_core::Box2;
 use uld_data::deeplesion::{LesionRecord, read_dl_info, read_png_hu};
 use uld_data::synth::{MANIFEST_FILE, Manifest};
+
+use super::raster::{draw_rect, write_rgb};
 
 #[derive(Args)]
 pub struct ContactSheetArgs {
@@ -139,44 +140,4 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
-}
-
-/// A 2-pixel rectangle outline of box `b` (tile pixels) at tile origin `o`.
-fn draw_rect(canvas: &mut [u8], width: usize, o: (usize, usize), b: Box2, colour: [u8; 3]) {
-    let (x1, y1, x2, y2) = (
-        b.x1.round() as usize,
-        b.y1.round() as usize,
-        b.x2.round() as usize,
-        b.y2.round() as usize,
-    );
-    let mut put = |x: usize, y: usize| {
-        let at = ((o.1 + y) * width + o.0 + x) * 3;
-        if at + 3 <= canvas.len() {
-            canvas[at..at + 3].copy_from_slice(&colour);
-        }
-    };
-    for t in 0..2 {
-        for x in x1..=x2 {
-            put(x, y1 + t.min(y2 - y1));
-            put(x, y2 - t.min(y2 - y1));
-        }
-        for y in y1..=y2 {
-            put(x1 + t.min(x2 - x1), y);
-            put(x2 - t.min(x2 - x1), y);
-        }
-    }
-}
-
-fn write_rgb(path: &Path, width: usize, height: usize, rgb: &[u8]) -> anyhow::Result<()> {
-    uld_core::write_atomically(path, |out| {
-        let mut encoder = png::Encoder::new(out, width as u32, height as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-        writer
-            .write_image_data(rgb)
-            .map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)
-    })
-    .with_context(|| format!("cannot write {}", path.display()))
 }
