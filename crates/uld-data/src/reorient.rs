@@ -95,13 +95,13 @@ impl AxisMap {
         for row in &mut matrix {
             let original = *row;
             let mut offset = original[3];
-            for a in 0..3 {
+            for (a, value) in row.iter_mut().take(3).enumerate() {
                 let s = self.source[a];
                 if self.flip[a] {
-                    row[a] = -original[s];
+                    *value = -original[s];
                     offset += original[s] * (dims[s] - 1) as f64;
                 } else {
-                    row[a] = original[s];
+                    *value = original[s];
                 }
             }
             row[3] = offset;

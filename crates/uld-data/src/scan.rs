@@ -157,8 +157,8 @@ pub fn check_size(path: &Path, dims: [usize; 3], max_voxels: Option<u64>) -> Res
                 dims[0],
                 dims[1],
                 dims[2],
-                voxels * 2 >> 20,
-                max * 2 >> 20
+                (voxels * 2) >> 20,
+                (max * 2) >> 20
             ),
         )),
         _ => Ok(()),

@@ -35,7 +35,7 @@ fn s(p: &Path) -> &str {
 
 /// A tiny model trained for 2 steps on synthetic data, shared by the tests:
 /// enough for well-formed outputs (its boxes are not meant to be right).
-fn model() -> &'static Path {
+fn model() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -59,16 +59,16 @@ fn model() -> &'static Path {
     })
     .path()
     .join("run")
-    .leak()
 }
 
 /// `uld detect` with a score threshold of 0, so that every scan has lesions.
 fn detect(scans: &[&Path], out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let model = model();
     let mut args = vec!["detect"];
     args.extend(scans.iter().map(|p| s(p)));
     args.extend([
         "--model",
-        s(model()),
+        s(&model),
         "--out",
         s(out),
         "--set",

@@ -21,7 +21,7 @@ fn covered(b: &Box2, width: usize, height: usize) -> Option<[usize; 4]> {
     let hi = |v: f32, n: usize| (v.floor().max(-1.0) as i64).min(n as i64 - 1);
     let (x2, y2) = (hi(b.x2, width), hi(b.y2, height));
     let (x1, y1) = (lo(b.x1), lo(b.y1));
-    (x2 >= x1 as i64 && y2 >= y1 as i64).then(|| [x1, y1, x2 as usize, y2 as usize])
+    (x2 >= x1 as i64 && y2 >= y1 as i64).then_some([x1, y1, x2 as usize, y2 as usize])
 }
 
 /// A label map on the scan's grid (same dims and world transform): voxels
