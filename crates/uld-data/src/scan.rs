@@ -276,3 +276,97 @@ fn spacing_from_dl_info(dir: &Path) -> Result<[f64; 3]> {
         .map(|r| r.spacing)
         .ok_or_else(|| no_spacing(format!("{} has no row of series {series}", csv.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deeplesion::{HuSlice, write_png_hu};
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("uld-scan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn names_drop_volume_extensions_only() {
+        assert_eq!(scan_name(Path::new("/a/lung.nii.gz")), "lung");
+        assert_eq!(scan_name(Path::new("/a/lung.NII")), "lung");
+        assert_eq!(scan_name(Path::new("/a/000001_01_01")), "000001_01_01");
+        assert_eq!(scan_name(Path::new("/a/slice.dcm")), "slice");
+        assert_eq!(scan_name(Path::new("/a/.nii")), ".nii");
+    }
+
+    #[test]
+    fn size_limit_names_the_dimensions_and_the_limit() {
+        assert!(check_size(Path::new("ct"), [512, 512, 100], None).is_ok());
+        assert!(check_size(Path::new("ct"), [512, 512, 4], Some(512 * 512 * 4)).is_ok());
+        let err = check_size(Path::new("ct"), [512, 512, 100], Some(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("ct: too large: 512 x 512 x 100"), "{err}");
+        assert!(err.contains("50 MiB") && err.contains("2 MiB"), "{err}");
+    }
+
+    #[test]
+    fn a_deeplesion_folder_needs_spacing_and_reads_with_its_first_png() {
+        let dir = temp_dir("dl").join("000001_01_01");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (n, hu) in [(4u32, -100i16), (5, 0), (6, 100)] {
+            let slice = HuSlice {
+                width: 3,
+                height: 2,
+                hu: vec![hu; 6],
+            };
+            write_png_hu(dir.join(format!("{n:03}.png")), &slice).unwrap();
+        }
+        assert_eq!(ScanKind::of(&dir).unwrap(), ScanKind::DeepLesionSeries);
+        let err = open_scan(&dir, &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--spacing"), "{err}");
+        let options = ScanOptions {
+            spacing: Some([0.7, 0.7, 2.5]),
+            ..ScanOptions::default()
+        };
+        let scan = open_scan(&dir, &options).unwrap();
+        assert_eq!(scan.first_png, Some(4));
+        assert_eq!(scan.volume.dims(), [3, 2, 3]);
+        assert_eq!(scan.volume.get(0, 0, 2), 100);
+        assert!(scan.volume.world().is_none());
+        // With a geometry sidecar the world transform follows PNG numbers.
+        let world = uld_core::WorldTransform {
+            matrix: [
+                [0.7, 0.0, 0.0, 1.0],
+                [0.0, 0.7, 0.0, 2.0],
+                [0.0, 0.0, 2.5, 3.0],
+            ],
+            frame: uld_core::Frame::Lps,
+        };
+        SeriesGeometry::new([0.7, 0.7, 2.5], Some(&world), Path::new("src.dcm"))
+            .write(&dir)
+            .unwrap();
+        let scan = open_scan(&dir, &ScanOptions::default()).unwrap();
+        let w = scan.volume.world().unwrap();
+        // Slice 0 is PNG 4, i.e. index 3 of the sidecar's matrix.
+        assert_eq!(w.apply([0.0, 0.0, 0.0]), [1.0, 2.0, 3.0 + 3.0 * 2.5]);
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn image_files_and_missing_paths_are_errors_naming_them() {
+        let dir = temp_dir("kinds");
+        let png = dir.join("shot.PNG");
+        std::fs::write(&png, b"x").unwrap();
+        let err = ScanKind::of(&png).unwrap_err().to_string();
+        assert!(
+            err.contains("shot.PNG") && err.contains("2D image"),
+            "{err}"
+        );
+        let err = ScanKind::of(&dir.join("none.nii")).unwrap_err().to_string();
+        assert!(err.contains("none.nii: no such file"), "{err}");
+        assert_eq!(ScanKind::of(&dir).unwrap(), ScanKind::DicomSeries);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -126,3 +126,62 @@ pub fn detect_volume(
     }
     Ok(link_tracklets(&detections, LINK_IOU))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uld_data::loader::sample_rng;
+
+    fn volume() -> Arc<Volume<i16>> {
+        // Slice z holds HU 100 * z, so a sample's channels tell which slice they came from.
+        let data = (0..5).flat_map(|z| vec![100 * z as i16; 40 * 30]).collect();
+        Arc::new(Volume::new([40, 30, 5], [1.0, 1.0, 2.0], data).unwrap())
+    }
+
+    fn config() -> SampleConfig {
+        SampleConfig {
+            target_spacing_mm: None,
+            max_side: None,
+            slice_interval_mm: None,
+            groups: 1,
+            crop: uld_data::sample::CropConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..SampleConfig::default()
+        }
+    }
+
+    #[test]
+    fn items_are_the_chosen_slices_with_their_neighbours_as_in_training() {
+        let d = VolumeDataset::new(volume(), vec![0, 3], config(), 16).unwrap();
+        assert_eq!((d.len(), d.slice_of(1)), (2, 3));
+        let item = d.get(1, &mut sample_rng(0, 0, 1)).unwrap();
+        let image = &item.views[0].image;
+        assert_eq!((image.channels, image.width, image.height), (3, 40, 30));
+        let norm = config().normalization;
+        // Channels: slices 2, 3, 4 around key slice 3.
+        for (c, z) in [(0, 2), (1, 3), (2, 4)] {
+            assert_eq!(image.get(c, 5, 5), norm.apply(100.0 * z as f32));
+        }
+        // At the volume's edge the missing neighbour repeats the first slice.
+        let edge = d.get(0, &mut sample_rng(0, 0, 0)).unwrap();
+        assert_eq!(edge.views[0].image.get(0, 0, 0), norm.apply(0.0));
+        let batch = d.collate(vec![edge, item]).unwrap();
+        assert_eq!(batch.indices, vec![0, 1]);
+        assert_eq!(
+            batch.views[0].shape,
+            [2, 3, 32, 48],
+            "padded to the divisor"
+        );
+    }
+
+    #[test]
+    fn slices_outside_the_volume_are_refused() {
+        let err = VolumeDataset::new(volume(), vec![1, 5], config(), 16)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("5 is outside a volume of 5 slices"), "{err}");
+    }
+}
