@@ -4,11 +4,13 @@
 //! built on worker threads, and the per-slice boxes are linked into 3D
 //! lesions (tracklets) as for the `harvester` and `lens` protocols.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use uld_core::{Error, Result, Volume};
 use uld_data::augment::View;
 use uld_data::loader::{Dataset, ImageBatch, SampleRng, TrainBatch, TrainItem};
+use uld_data::reorient::AxisMap;
 use uld_data::sample::{SampleConfig, VolumeSource, build_sample};
 use uld_model::Detector;
 
@@ -86,6 +88,61 @@ impl Dataset for VolumeDataset {
             views: vec![ImageBatch::collate(&views, self.size_divisor, fill)],
         })
     }
+}
+
+/// How a scan was oriented for detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    /// Re-indexed as DeepLesion's PNGs show slices (columns towards the
+    /// patient's left, rows posterior, slices superior: `map`), boxes mapped
+    /// back to the source's voxel indices.
+    Lps(AxisMap),
+    /// In the source's own array order: it has no world transform, is
+    /// already LPS-ordered, or its slices are not axial (re-indexing would
+    /// not keep slices as slices).
+    Source,
+}
+
+impl Orientation {
+    /// The orientation detection uses for `volume`.
+    pub fn of(volume: &Volume<i16>) -> Self {
+        match AxisMap::to_lps(volume.world(), Path::new("")) {
+            Ok(map) if map.keeps_slices() && !map.is_identity() => Self::Lps(map),
+            _ => Self::Source,
+        }
+    }
+}
+
+/// Detects on `slices` of a scan (0-based source indices; all when empty)
+/// oriented as training data are ([`Orientation::of`]) and links the boxes
+/// into lesions, best first, in the source's voxel indices.
+pub fn detect_scan(
+    detector: &dyn Detector,
+    volume: Arc<Volume<i16>>,
+    slices: &[usize],
+    settings: &DetectSettings,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Vec<Tracklet>, Orientation)> {
+    let orientation = Orientation::of(&volume);
+    let Orientation::Lps(map) = orientation else {
+        return Ok((
+            detect_volume(detector, volume, slices, settings, progress)?,
+            orientation,
+        ));
+    };
+    let dims = volume.dims();
+    let oriented = Arc::new(map.apply(&volume));
+    drop(volume);
+    let target_slices: Vec<usize> = slices.iter().map(|&z| map.other_slice(z, dims)).collect();
+    let mut tracklets = detect_volume(detector, oriented, &target_slices, settings, progress)?;
+    for t in &mut tracklets {
+        for d in &mut t.boxes {
+            d.bbox = map.box_to_source(d.bbox, dims);
+            d.slice = map.other_slice(d.slice as usize, dims) as u32;
+        }
+        t.boxes.sort_by_key(|d| d.slice);
+    }
+    Ok((tracklets, orientation))
 }
 
 /// Detects on `slices` of `volume` (0-based; all of them when empty) and
@@ -174,6 +231,102 @@ mod tests {
             [2, 3, 32, 48],
             "padded to the divisor"
         );
+    }
+
+    /// Reports one box around the first pixel (row-major) of the key
+    /// channel above `threshold`: which of two spots it finds depends on
+    /// the orientation of the image it is shown.
+    struct FirstSpot {
+        threshold: f64,
+    }
+
+    impl Detector for FirstSpot {
+        fn loss(
+            &self,
+            _: &tch::Tensor,
+            _: &[uld_model::ImageTargets],
+            _: bool,
+        ) -> uld_model::LossTerms {
+            unreachable!("detection only")
+        }
+
+        fn predict(&self, images: &tch::Tensor) -> Vec<Vec<uld_model::Detection>> {
+            let (n, c, _, w) = images.size4().unwrap();
+            (0..n)
+                .map(|i| {
+                    let key = images.get(i).get(c / 2);
+                    let hits = key.gt(self.threshold).nonzero();
+                    if hits.size()[0] == 0 {
+                        return Vec::new();
+                    }
+                    let (y, x) = (hits.int64_value(&[0, 0]), hits.int64_value(&[0, 1]));
+                    assert!(x < w);
+                    vec![uld_model::Detection {
+                        bbox: uld_core::Box2::new(
+                            x as f32,
+                            y as f32,
+                            x as f32 + 2.0,
+                            y as f32 + 2.0,
+                        ),
+                        score: 0.9,
+                    }]
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_ras_ordered_scan_is_shown_to_the_detector_as_lps_and_boxes_come_back_in_its_indices() {
+        let (nx, ny, nz) = (40, 30, 4);
+        let mut data = vec![0i16; nx * ny * nz];
+        // Two spots on slices 1-2: at source (5, 4) and (30, 20).
+        for z in 1..=2 {
+            for (x, y) in [(5, 4), (30, 20)] {
+                data[(z * ny + y) * nx + x] = 1000;
+            }
+        }
+        // i towards R, j towards A: LPS order reverses both.
+        let world = uld_core::WorldTransform {
+            matrix: [
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0, 0.0],
+                [0.0, 0.0, 2.0, 0.0],
+            ],
+            frame: uld_core::Frame::Ras,
+        };
+        let volume = Volume::new([nx, ny, nz], [1.0, 1.0, 2.0], data)
+            .unwrap()
+            .with_world(world);
+        let settings = DetectSettings {
+            sample: config(),
+            batch_size: 2,
+            workers: 0,
+            device: tch::Device::Cpu,
+            size_divisor: 8,
+        };
+        let detector = FirstSpot {
+            threshold: f64::from(config().normalization.apply(500.0)),
+        };
+        let mut done = 0;
+        let (tracklets, orientation) =
+            detect_scan(&detector, Arc::new(volume), &[], &settings, &mut |n| {
+                done = n
+            })
+            .unwrap();
+        assert_eq!(done, 4);
+        let Orientation::Lps(map) = orientation else {
+            panic!("a RAS-ordered scan is re-indexed");
+        };
+        assert_eq!(map.flip, [true, true, false]);
+        assert_eq!(tracklets.len(), 1);
+        let t = &tracklets[0];
+        assert_eq!(
+            t.boxes.iter().map(|d| d.slice).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        // Shown LPS-ordered, the first spot is the one at source (30, 20);
+        // its box [x, x + 2] comes back as [x - 2, x] in source indices.
+        assert_eq!(t.boxes[0].bbox, uld_core::Box2::new(28.0, 18.0, 30.0, 20.0));
     }
 
     #[test]

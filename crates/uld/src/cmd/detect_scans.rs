@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::scan::{Scan, ScanOptions, open_scan};
 use uld_eval::DetectionSet;
 use uld_train::TrainedDetector;
-use uld_train::scan::detect_volume;
+use uld_train::scan::detect_scan;
 use uld_train::validate::{DetectSettings, push_tracklets};
 
 use super::scan_outputs::{write_label_map, write_overlays};
@@ -209,7 +209,7 @@ fn run_scan(
             .progress_chars("=> "),
     );
     bar.set_message(scan.name.clone());
-    let tracklets = detect_volume(
+    let (tracklets, orientation) = detect_scan(
         &trained.detector,
         scan.volume.clone(),
         &slices,
@@ -218,7 +218,7 @@ fn run_scan(
     )?;
     bar.finish_and_clear();
     push_tracklets(set, &scan.name, &tracklets);
-    let report = ScanReport::new(scan, slices.clone(), &tracklets);
+    let report = ScanReport::new(scan, slices.clone(), &tracklets, orientation);
     let mut files = Vec::new();
     let json = out.join(format!("{}.json", scan.name));
     report.write(&json)?;
@@ -236,7 +236,7 @@ fn run_scan(
     if args.overlays {
         let best = &shown[..shown.len().min(args.max_overlays)];
         let dir = out.join(&scan.name);
-        let written = write_overlays(&dir, &scan.volume, best)?;
+        let written = write_overlays(&dir, &scan.volume, orientation, best)?;
         if !written.is_empty() {
             files.push(dir);
         }

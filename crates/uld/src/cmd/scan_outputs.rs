@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use uld_core::{Box2, Volume};
 use uld_data::nifti_writer::write_nifti_labels;
+use uld_data::reorient::AxisMap;
+use uld_train::scan::Orientation;
 
 use super::raster::{draw_rect, write_rgb};
 use super::scan_report::Lesion;
@@ -70,20 +72,29 @@ pub fn write_label_map(
 }
 
 /// Writes `dir/lesion_NN_slice_KKK.png` for each lesion: its best slice in
-/// the soft-tissue window with its box in red (`KKK` = 0-based slice).
+/// the soft-tissue window with its box in red (`KKK` = 0-based slice of the
+/// scan), shown as detection saw it (re-indexed to LPS when `orientation`
+/// says so: anterior at the top, the patient's right on the left).
 /// Returns the files written.
 pub fn write_overlays(
     dir: &Path,
     volume: &Volume<i16>,
+    orientation: Orientation,
     lesions: &[&Lesion],
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let [nx, ny, _] = volume.dims();
+    let dims = volume.dims();
+    let map = match orientation {
+        Orientation::Lps(map) => map,
+        Orientation::Source => AxisMap::IDENTITY,
+    };
+    let [nx, ny, _] = map.target_dims(dims);
     let [lo, hi] = OVERLAY_WINDOW;
     let mut written = Vec::new();
     for lesion in lesions {
-        let slice = volume.slice(lesion.best_slice as usize);
+        let z = map.other_slice(lesion.best_slice as usize, dims);
+        let slice = map.target_slice(volume, z);
         let mut rgb: Vec<u8> = slice
             .iter()
             .flat_map(|&hu| {
@@ -91,7 +102,7 @@ pub fn write_overlays(
                 [g, g, g]
             })
             .collect();
-        if let Some([x1, y1, x2, y2]) = covered(&lesion.best_box, nx, ny) {
+        if let Some([x1, y1, x2, y2]) = covered(&map.box_to_target(lesion.best_box, dims), nx, ny) {
             let b = Box2::new(x1 as f32, y1 as f32, x2 as f32, y2 as f32);
             draw_rect(&mut rgb, nx, (0, 0), b, RED);
         }

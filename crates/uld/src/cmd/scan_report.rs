@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 use uld_core::{Box2, Frame, Volume, WorldTransform, write_atomically};
 use uld_data::scan::Scan;
+use uld_train::scan::Orientation;
 use uld_train::tracklets::Tracklet;
 
 /// Format name and version written into every file.
@@ -15,7 +16,8 @@ pub const VERSION: u32 = 1;
 const VOXEL_CONVENTION: &str = "voxel indices are 0-based in the source's array order: \
 x = i (column of a slice), y = j (row), z = k (slice); box x1, y1, x2, y2 are continuous \
 voxel coordinates in which integer values are voxel centres (as the affine maps them), \
-x to increasing i, y to increasing j; z1, z2 are the first and last slice, both inclusive";
+x to increasing i, y to increasing j; z1, z2 are the first and last slice, both inclusive; \
+slice z of a DeepLesion series is the file KKK.png with KKK = scan.first_png + z";
 const DIAMETER_CONVENTION: &str = "long_diameter_mm and short_diameter_mm are the larger and \
 smaller side of the lesion's box on its best slice, in mm (width x spacing x, height x spacing y): \
 a box-based estimate, not a RECIST measurement";
@@ -33,7 +35,40 @@ pub struct ScanReport {
     /// The voxel-to-world transform; `null` when the source has none (a
     /// DeepLesion folder without `uld_geometry.json`).
     pub world: Option<WorldInfo>,
+    /// How the slices were shown to the detector.
+    pub detection: DetectionInfo,
     pub lesions: Vec<Lesion>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectionInfo {
+    /// `"LPS"`: re-indexed as DeepLesion shows slices before detection;
+    /// `"source"`: in the file's own array order.
+    pub oriented_as: &'static str,
+    pub note: String,
+}
+
+impl DetectionInfo {
+    fn of(orientation: Orientation) -> Self {
+        match orientation {
+            Orientation::Lps(map) => Self {
+                oriented_as: "LPS",
+                note: format!(
+                    "slices were re-indexed for detection as DeepLesion shows them (columns towards \
+                     the patient's left, rows posterior, anterior at the top): target axes x, y, z \
+                     are source axes {:?}, reversed {:?}; every box here is mapped back to the \
+                     source's voxel indices",
+                    map.source, map.flip
+                ),
+            },
+            Orientation::Source => Self {
+                oriented_as: "source",
+                note: "slices were detected in the file's own array order (it is LPS-ordered \
+                       already, has no world transform, or its slices are not axial)"
+                    .into(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,7 +231,12 @@ impl Lesion {
 
 impl ScanReport {
     /// The report of `scan` with its lesions (best first).
-    pub fn new(scan: &Scan, slices_detected: Vec<usize>, tracklets: &[Tracklet]) -> Self {
+    pub fn new(
+        scan: &Scan,
+        slices_detected: Vec<usize>,
+        tracklets: &[Tracklet],
+        orientation: Orientation,
+    ) -> Self {
         let volume = &scan.volume;
         let world = volume.world().map(|w| WorldInfo {
             frame: w.frame.name(),
@@ -233,6 +273,7 @@ impl ScanReport {
                 slices_detected,
             },
             world,
+            detection: DetectionInfo::of(orientation),
             lesions: tracklets
                 .iter()
                 .enumerate()
@@ -278,7 +319,7 @@ mod tests {
                 det(34, 208.0, 0.5),
             ],
         };
-        let report = ScanReport::new(&scan, (0..48).collect(), &[t]);
+        let report = ScanReport::new(&scan, (0..48).collect(), &[t], Orientation::Source);
         let l = &report.lesions[0];
         assert_eq!((l.id, l.best_slice, l.score), (1, 33, 0.9));
         let v = l.box_voxels;
