@@ -1,10 +1,11 @@
-//! Writing label maps as NIfTI-1 (`.nii`, or gzipped `.nii.gz`), for
-//! viewers such as 3D Slicer or ITK-SNAP.
+//! Writing volumes as NIfTI-1 (`.nii`, or gzipped `.nii.gz`): label maps
+//! for viewers such as 3D Slicer or ITK-SNAP, and CT in HU.
 //!
-//! The file is little-endian, unsigned 16-bit, `intent_code` =
-//! NIFTI_INTENT_LABEL, spatial unit mm, and carries the volume's world
-//! transform as the sform (code 1, scanner), converted to RAS as NIfTI
-//! requires; without a transform the sform is the voxel size alone.
+//! The file is little-endian, unsigned 16-bit with `intent_code` =
+//! NIFTI_INTENT_LABEL for label maps, signed 16-bit for HU; spatial unit mm;
+//! the volume's world transform is the sform (code 1, scanner), converted
+//! to RAS as NIfTI requires; without a transform the sform is the voxel
+//! size alone.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,9 @@ use uld_core::{Frame, Result, Volume, WorldTransform, write_atomically};
 const HEADER_SIZE: usize = 348;
 /// Where the voxels start: the header plus 4 bytes saying "no extensions".
 const VOX_OFFSET: usize = 352;
+const DT_INT16: i16 = 4;
 const DT_UINT16: i16 = 512;
+const INTENT_NONE: i16 = 0;
 const INTENT_LABEL: i16 = 1002;
 /// `xyzt_units`: millimetres.
 const UNITS_MM: u8 = 2;
@@ -24,11 +27,25 @@ const UNITS_MM: u8 = 2;
 /// Writes `labels` to `path` (gzipped when the name ends in `.gz`),
 /// atomically; `description` (at most 79 bytes are kept) goes in `descrip`.
 pub fn write_nifti_labels(path: &Path, labels: &Volume<u16>, description: &str) -> Result<()> {
-    let mut bytes = header(labels, description);
-    bytes.reserve(labels.data().len() * 2);
-    for v in labels.data() {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    let bytes = labels.data().iter().flat_map(|v| v.to_le_bytes());
+    write(path, labels, (DT_UINT16, INTENT_LABEL), description, bytes)
+}
+
+/// Writes a CT volume in HU as signed 16-bit, like [`write_nifti_labels`].
+pub fn write_nifti_ct(path: &Path, volume: &Volume<i16>, description: &str) -> Result<()> {
+    let bytes = volume.data().iter().flat_map(|v| v.to_le_bytes());
+    write(path, volume, (DT_INT16, INTENT_NONE), description, bytes)
+}
+
+fn write<T: Copy>(
+    path: &Path,
+    volume: &Volume<T>,
+    (datatype, intent): (i16, i16),
+    description: &str,
+    voxels: impl Iterator<Item = u8>,
+) -> Result<()> {
+    let mut bytes = header(volume, datatype, intent, description);
+    bytes.extend(voxels);
     let gzip = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"));
@@ -45,7 +62,7 @@ pub fn write_nifti_labels(path: &Path, labels: &Volume<u16>, description: &str) 
 }
 
 /// The 348-byte header and the empty extension flag.
-fn header(volume: &Volume<u16>, description: &str) -> Vec<u8> {
+fn header<T: Copy>(volume: &Volume<T>, datatype: i16, intent: i16, description: &str) -> Vec<u8> {
     let mut h = vec![0u8; VOX_OFFSET];
     let put =
         |h: &mut Vec<u8>, at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
@@ -60,8 +77,8 @@ fn header(volume: &Volume<u16>, description: &str) -> Vec<u8> {
     for (k, d) in dim.iter().enumerate() {
         put(&mut h, 40 + 2 * k, &d.to_le_bytes());
     }
-    put(&mut h, 68, &INTENT_LABEL.to_le_bytes());
-    put(&mut h, 70, &DT_UINT16.to_le_bytes());
+    put(&mut h, 68, &intent.to_le_bytes());
+    put(&mut h, 70, &datatype.to_le_bytes());
     put(&mut h, 72, &16i16.to_le_bytes());
     let spacing = volume.spacing();
     let mut pixdim = [1f32; 8];

@@ -468,3 +468,61 @@ fn scans_a_user_gets_wrong_are_named_and_the_others_still_run() {
     let set = DetectionSet::read(out.join("detections.csv")).unwrap();
     assert!(set.iter().all(|(k, _)| k == "good") && !set.is_empty());
 }
+
+/// The lung CT stored in RAS order (columns towards the patient's right,
+/// rows anterior) is shown to the detector as DeepLesion shows slices, so
+/// it finds the same lesions at the same world positions as in the
+/// original (LPS-ordered) file, with boxes in the flipped file's indices.
+#[test]
+fn a_ras_ordered_copy_of_the_ct_gives_the_same_lesions_in_world_mm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = shared_data("ct/lung1_image.nii.gz");
+    let ct = read_nifti(&image).unwrap();
+    let to_ras = uld_data::reorient::AxisMap {
+        source: [0, 1, 2],
+        flip: [true, true, false],
+    };
+    let flipped = tmp.path().join("flipped.nii.gz");
+    uld_data::nifti_writer::write_nifti_ct(&flipped, &to_ras.apply(&ct), "lung1 in RAS order")
+        .unwrap();
+    let out = tmp.path().join("out");
+    let (ok, _, err) = detect(&[&image, &flipped], &out, &["--slices", "31-33"]);
+    assert!(ok, "{err}");
+    let original = read_json(&out.join("lung1_image.json"));
+    let ras = read_json(&out.join("flipped.json"));
+    assert_eq!(original["detection"]["oriented_as"], "source");
+    assert_eq!(ras["detection"]["oriented_as"], "LPS");
+    assert_eq!(ras["world"]["axis_codes"], "RAS");
+    check_report(
+        &ras,
+        |p| lung1_affine([511.0 - p[0], 511.0 - p[1], p[2]]),
+        "RAS",
+    );
+    let (a, b) = (
+        original["lesions"].as_array().unwrap(),
+        ras["lesions"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x["score"].as_f64().unwrap() - y["score"].as_f64().unwrap()).abs() < 1e-5);
+        assert_eq!(x["best_slice"], y["best_slice"]);
+        let (wx, wy) = (&x["box_world_mm"], &y["box_world_mm"]);
+        assert!(
+            close(triple(&wx["center"]), triple(&wy["center"]), 1e-3),
+            "{wx} vs {wy}"
+        );
+        // The flipped file's first corner is the original's second in-plane.
+        assert!(
+            close(
+                triple(&wx["corner1"]),
+                [
+                    triple(&wy["corner2"])[0],
+                    triple(&wy["corner2"])[1],
+                    triple(&wy["corner1"])[2]
+                ],
+                1e-3
+            ),
+            "{wx} vs {wy}"
+        );
+    }
+}
