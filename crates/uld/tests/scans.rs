@@ -526,3 +526,60 @@ fn a_ras_ordered_copy_of_the_ct_gives_the_same_lesions_in_world_mm() {
         );
     }
 }
+
+/// Converting the RAS-ordered copy of the CT and its mask writes the same
+/// DeepLesion slices and row as converting the (LPS-ordered) original.
+#[test]
+fn convert_reorients_a_ras_ordered_volume_to_deeplesion_orientation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ct = read_nifti(shared_data("ct/lung1_image.nii.gz")).unwrap();
+    let mask = read_nifti_labels(shared_data("ct/lung1_label.nii.gz")).unwrap();
+    let to_ras = uld_data::reorient::AxisMap {
+        source: [0, 1, 2],
+        flip: [true, true, false],
+    };
+    let (ct_path, mask_path) = (tmp.path().join("ct.nii"), tmp.path().join("mask.nii.gz"));
+    uld_data::nifti_writer::write_nifti_ct(&ct_path, &to_ras.apply(&ct), "").unwrap();
+    uld_data::nifti_writer::write_nifti_labels(&mask_path, &to_ras.apply(&mask), "").unwrap();
+    let root = tmp.path().join("dl");
+    let (ok, stdout, err) = uld(&[
+        "convert",
+        s(&ct_path),
+        "--labels",
+        s(&mask_path),
+        "--out",
+        s(&root),
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("re-indexed to LPS"), "{stdout}");
+    assert!(
+        stdout.contains("box x 206-229, y 347-372, z 32-34"),
+        "{stdout}"
+    );
+    let back = open_scan(
+        &root.join("Images_png/000001_01_01"),
+        &ScanOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        back.volume.data() == ct.data(),
+        "the PNGs hold the original's LPS-ordered slices"
+    );
+    let (m, n) = (
+        back.volume.world().unwrap().matrix,
+        ct.world().unwrap().matrix,
+    );
+    assert!(
+        m.iter()
+            .flatten()
+            .zip(n.iter().flatten())
+            .all(|(a, b)| (a - b).abs() < 1e-4)
+    );
+    let row = &read_dl_info(root.join("DL_info.csv")).unwrap()[0];
+    let (key, lo, hi) = largest_section(&mask);
+    assert_eq!(row.key_slice_png as usize, key + 1);
+    assert_eq!(
+        row.bbox.pad(-5.0).to_array(),
+        [lo.0 as f32, lo.1 as f32, hi.0 as f32, hi.1 as f32]
+    );
+}
