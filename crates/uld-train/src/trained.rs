@@ -36,6 +36,12 @@ pub fn load_trained_with(
     device: Device,
     overrides: &[String],
 ) -> Result<TrainedDetector> {
+    if !path.exists() {
+        return Err(Error::data(
+            Location::file(path),
+            "no such run directory or weights file",
+        ));
+    }
     let (dir, weights, prefixes): (PathBuf, PathBuf, Vec<&str>) = if path.is_dir() {
         let best = path.join("best.safetensors");
         if best.exists() {

@@ -128,17 +128,12 @@ pub fn convert_to_deeplesion(
 
     let axis_map = AxisMap::to_lps(volume.world(), source)?;
     let volume = axis_map.apply(volume);
-    std::fs::create_dir_all(&series_dir).map_err(|e| Error::io(&series_dir, e))?;
-    let [width, height, depth] = volume.dims();
-    for z in 0..depth {
-        let slice = HuSlice {
-            width,
-            height,
-            hu: volume.slice(z).to_vec(),
-        };
-        write_png_hu(series_dir.join(png_name(z as u32 + 1)), &slice)?;
+    if let Err(e) = write_series(&series_dir, &volume, source) {
+        // Leave no half-written series behind: a rerun would refuse the folder.
+        let _ = std::fs::remove_dir_all(&series_dir);
+        return Err(e);
     }
-    SeriesGeometry::new(volume.spacing(), volume.world(), source).write(&series_dir)?;
+    let depth = volume.depth();
 
     let mut added = Vec::new();
     let mut lesion_boxes = Vec::new();
@@ -160,6 +155,21 @@ pub fn convert_to_deeplesion(
         records: added,
         lesion_boxes,
     })
+}
+
+/// The slices as `KKK.png` and the geometry sidecar.
+fn write_series(dir: &Path, volume: &Volume<i16>, source: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let [width, height, depth] = volume.dims();
+    for z in 0..depth {
+        let slice = HuSlice {
+            width,
+            height,
+            hu: volume.slice(z).to_vec(),
+        };
+        write_png_hu(dir.join(png_name(z as u32 + 1)), &slice)?;
+    }
+    SeriesGeometry::new(volume.spacing(), volume.world(), source).write(dir)
 }
 
 fn check_same_grid(volume: &Volume<i16>, source: &Path, labels: &LabelMap<'_>) -> Result<()> {

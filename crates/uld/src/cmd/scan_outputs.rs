@@ -82,6 +82,9 @@ pub fn write_overlays(
     orientation: Orientation,
     lesions: &[&Lesion],
 ) -> anyhow::Result<Vec<PathBuf>> {
+    if lesions.is_empty() {
+        return Ok(Vec::new());
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let dims = volume.dims();
