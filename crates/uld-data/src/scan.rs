@@ -203,7 +203,8 @@ fn file_name(path: &Path) -> String {
 /// to the last must be present (a gap is an error naming the missing
 /// files). Spacing comes from `options.spacing`, else the folder's
 /// `uld_geometry.json` (which also gives the world transform), else the
-/// rows of `DL_info.csv` two folders up (`ROOT/Images_png/PPPPPP_SS_RR`).
+/// series' row in a `DL_info*.csv` two folders up
+/// (`ROOT/Images_png/PPPPPP_SS_RR`).
 fn read_deeplesion_series(dir: &Path, options: &ScanOptions) -> Result<(Volume<i16>, u32)> {
     let folder = SeriesFolder::open(dir)?;
     let numbers: Vec<u32> = folder.numbers().collect();
@@ -253,10 +254,6 @@ fn read_deeplesion_series(dir: &Path, options: &ScanOptions) -> Result<(Volume<i
 
 fn spacing_from_dl_info(dir: &Path) -> Result<[f64; 3]> {
     let series = file_name(dir);
-    let csv = dir
-        .parent()
-        .and_then(Path::parent)
-        .map(|root| root.join("DL_info.csv"));
     let no_spacing = |why: String| {
         Error::data(
             Location::file(dir),
@@ -265,16 +262,41 @@ fn spacing_from_dl_info(dir: &Path) -> Result<[f64; 3]> {
             ),
         )
     };
-    let Some(csv) = csv.filter(|p| p.is_file()) else {
-        return Err(no_spacing(
-            "no uld_geometry.json here and no DL_info.csv two folders up".into(),
-        ));
-    };
-    read_dl_info(&csv)?
-        .into_iter()
-        .find(|r| r.series_id() == series)
-        .map(|r| r.spacing)
-        .ok_or_else(|| no_spacing(format!("{} has no row of series {series}", csv.display())))
+    let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    let mut tables: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let name = file_name(p);
+                    name.starts_with("DL_info") && name.ends_with(".csv") && p.is_file()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    tables.sort();
+    if tables.is_empty() {
+        return Err(no_spacing(format!(
+            "no uld_geometry.json here and no DL_info*.csv in {}",
+            root.display()
+        )));
+    }
+    for table in &tables {
+        if let Some(r) = read_dl_info(table)?
+            .into_iter()
+            .find(|r| r.series_id() == series)
+        {
+            return Ok(r.spacing);
+        }
+    }
+    Err(no_spacing(format!(
+        "no row of series {series} in {}",
+        tables
+            .iter()
+            .map(|t| t.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -352,6 +374,33 @@ mod tests {
         // Slice 0 is PNG 4, i.e. index 3 of the sidecar's matrix.
         assert_eq!(w.apply([0.0, 0.0, 0.0]), [1.0, 2.0, 3.0 + 3.0 * 2.5]);
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_real_deeplesion_folder_takes_its_spacing_from_the_dl_info_tables_beside_it() {
+        let dir = uld_core::testdata::shared_data("deeplesion/Images_png/000016_02_01");
+        let row = ["DL_info_val.csv", "DL_info_test.csv"]
+            .iter()
+            .flat_map(|t| {
+                read_dl_info(uld_core::testdata::shared_data(&format!("deeplesion/{t}"))).unwrap()
+            })
+            .find(|r| r.series_id() == "000016_02_01")
+            .unwrap();
+        let options = ScanOptions {
+            allow_single_slice: true,
+            ..ScanOptions::default()
+        };
+        let scan = open_scan(&dir, &options).unwrap();
+        assert_eq!(scan.volume.spacing(), row.spacing);
+        assert_eq!(scan.first_png, Some(row.key_slice_png));
+        // One key slice alone is a 2D image for detection.
+        let err = open_scan(&dir, &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a 2D image (512 x 512 pixels, 1 slice)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 4096)]
     pub max_volume_mb: u64,
     /// Spacing `X,Y,Z` in mm of DeepLesion series folders that have neither
-    /// a uld_geometry.json nor a DL_info.csv two folders up.
+    /// a uld_geometry.json nor a row in a DL_info*.csv two folders up.
     #[arg(long, value_parser = parse_spacing)]
     pub spacing: Option<[f64; 3]>,
     /// Also write `<scan>_boxes.nii.gz`, a label map of the lesions' boxes.
