@@ -33,28 +33,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A tiny model trained for 2 steps on synthetic data, shared by the tests:
-/// enough for well-formed outputs (its boxes are not meant to be right).
+/// A run folder holding the `tiny` preset's config and freshly initialised
+/// weights (seeded), shared by a test binary's tests: detection must give
+/// well-formed outputs whatever the weights, and this takes a second where
+/// training, even briefly, takes tens (nextest runs each test in its own
+/// process).
 fn model() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("synth");
-        let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", s(&data)]);
-        assert!(ok, "{err}");
         let run = dir.path().join("run");
-        let (ok, _, err) = uld(&[
-            "train",
-            "--data",
-            s(&data),
-            "--out",
-            s(&run),
-            "--preset",
-            "tiny",
-            "--set",
-            "steps=2",
-        ]);
-        assert!(ok, "{err}");
+        std::fs::create_dir_all(&run).unwrap();
+        let config = uld_train::TrainConfig::tiny();
+        std::fs::write(run.join("config.toml"), config.to_toml_string()).unwrap();
+        tch::manual_seed(7);
+        let store = tch::nn::VarStore::new(tch::Device::Cpu);
+        uld_model::FcosDetector::new(&store.root(), &config.model).unwrap();
+        store.save(run.join("best.safetensors")).unwrap();
         dir
     })
     .path()
@@ -220,6 +215,21 @@ fn detection_on_the_lung_ct_writes_well_formed_outputs_in_world_mm() {
     assert!(
         overlays.iter().any(|p| p.ends_with(&expected)),
         "{overlays:?}"
+    );
+    // Each overlay is the scan's size and states what it shows.
+    let png = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(out.path().join("lung1_image").join(&expected)).unwrap(),
+    ))
+    .read_info()
+    .unwrap();
+    let info = png.info();
+    assert_eq!((info.width, info.height), (512, 512));
+    let text = &info.uncompressed_latin1_text[0];
+    assert_eq!(text.keyword, "Description");
+    assert!(
+        text.text.contains("lesion 1") && text.text.contains("window -160..240 HU"),
+        "{}",
+        text.text
     );
 }
 
@@ -581,5 +591,45 @@ fn convert_reorients_a_ras_ordered_volume_to_deeplesion_orientation() {
     assert_eq!(
         row.bbox.pad(-5.0).to_array(),
         [lo.0 as f32, lo.1 as f32, hi.0 as f32, hi.1 as f32]
+    );
+}
+
+/// The dataset mode of `uld detect` (beside the scan mode) still writes its
+/// key-image and sub-volume detection files.
+#[test]
+fn the_dataset_split_mode_still_writes_its_detection_files() {
+    let model = model();
+    let out = tempfile::tempdir().unwrap();
+    let data = out.path().join("synth");
+    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", s(&data)]);
+    assert!(ok, "{err}");
+    let (ok, stdout, err) = uld(&[
+        "detect",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--split",
+        "test",
+        "--out",
+        s(&out.path().join("dets")),
+        "--set",
+        "model.decode.score_threshold=0.0",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("key images ->") && stdout.contains("sub-volumes ->"),
+        "{stdout}"
+    );
+    let sub = DetectionSet::read(out.path().join("dets/subvolume_detections.csv")).unwrap();
+    assert!(!sub.is_empty());
+    assert!(
+        sub.iter()
+            .all(|(_, d)| d.track.is_some() && d.slices.is_some())
+    );
+    let key = DetectionSet::read(out.path().join("dets/keyslice_detections.csv")).unwrap();
+    assert!(
+        key.iter()
+            .all(|(k, d)| k.ends_with(".png") && d.slices.is_none())
     );
 }

@@ -128,7 +128,13 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
             }
         }
     }
-    write_rgb(&args.out, width, height, &canvas)?;
+    write_rgb(
+        &args.out,
+        width,
+        height,
+        &canvas,
+        "uld contact sheet: key slices, labelled lesions green, unlabelled red",
+    )?;
     println!(
         "{}: {} key images, {labelled} labelled boxes (green), {unlabelled} other lesions (red{})",
         args.out.display(),

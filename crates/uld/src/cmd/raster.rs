@@ -32,12 +32,24 @@ pub fn draw_rect(canvas: &mut [u8], width: usize, o: (usize, usize), b: Box2, co
     }
 }
 
-/// Writes an 8-bit RGB PNG atomically.
-pub fn write_rgb(path: &Path, width: usize, height: usize, rgb: &[u8]) -> anyhow::Result<()> {
+/// Writes an 8-bit RGB PNG atomically, with `description` (what the
+/// picture shows and its conventions) as its `Description` text chunk.
+pub fn write_rgb(
+    path: &Path,
+    width: usize,
+    height: usize,
+    rgb: &[u8],
+    description: &str,
+) -> anyhow::Result<()> {
     uld_core::write_atomically(path, |out| {
         let mut encoder = png::Encoder::new(out, width as u32, height as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
+        if !description.is_empty() {
+            encoder
+                .add_text_chunk("Description".into(), description.into())
+                .map_err(std::io::Error::other)?;
+        }
         let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
         writer
             .write_image_data(rgb)

@@ -113,7 +113,19 @@ pub fn write_overlays(
             "lesion_{:02}_slice_{:03}.png",
             lesion.id, lesion.best_slice
         ));
-        write_rgb(&path, nx, ny, &rgb)?;
+        let description = format!(
+            "uld detect overlay: lesion {} (score {:.3}) of the scan's JSON on its best slice {} \
+             (0-based slice of the scan); window {lo}..{hi} HU; box in red; {}",
+            lesion.id,
+            lesion.score,
+            lesion.best_slice,
+            if map.is_identity() {
+                "pixels in the file's own array order"
+            } else {
+                "re-indexed as DeepLesion shows slices (anterior at the top, the patient's right on the left)"
+            }
+        );
+        write_rgb(&path, nx, ny, &rgb, &description)?;
         written.push(path);
     }
     Ok(written)
