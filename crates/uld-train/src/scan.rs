@@ -1,8 +1,10 @@
 //! Detection over whole volumes (a user's NIfTI, DICOM or DeepLesion scan):
 //! every chosen slice becomes a 2.5D sample exactly as in training (the
-//! run's [`SampleConfig`]: window, spacing, slice interval), batches are
-//! built on worker threads, and the per-slice boxes are linked into 3D
-//! lesions (tracklets) as for the `harvester` and `lens` protocols.
+//! run's [`SampleConfig`]: window, spacing, slice interval), seen in
+//! DeepLesion's orientation, batches are built on worker threads, and the
+//! per-slice boxes are linked into 3D lesions (tracklets) as for the
+//! `harvester` and `lens` protocols. Memory: the volume (shared, never
+//! copied) plus the batches in flight.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,38 +20,43 @@ use crate::detect::detect_items;
 use crate::tracklets::{SliceDetection, Tracklet, link_tracklets};
 use crate::validate::{DetectSettings, LINK_IOU};
 
-/// The chosen slices of one volume as a dataset of plain views.
+/// The chosen slices of one volume, re-indexed by an [`AxisMap`] slice by
+/// slice (the volume is shared, never copied), as a dataset of plain views.
 pub struct VolumeDataset {
     volume: Arc<Volume<i16>>,
+    map: AxisMap,
     slices: Vec<usize>,
     sample: SampleConfig,
     size_divisor: usize,
 }
 
 impl VolumeDataset {
-    /// `slices` are 0-based indices into `volume`.
+    /// `slices` are 0-based indices into the volume as `map` re-indexes it.
     pub fn new(
         volume: Arc<Volume<i16>>,
+        map: AxisMap,
         slices: Vec<usize>,
         sample: SampleConfig,
         size_divisor: usize,
     ) -> Result<Self> {
         sample.check()?;
-        if let Some(&z) = slices.iter().find(|&&z| z >= volume.depth()) {
+        let depth = map.target_dims(volume.dims())[2];
+        if let Some(&z) = slices.iter().find(|&&z| z >= depth) {
             return Err(Error::invalid(
                 "slice",
-                format!("{z} is outside a volume of {} slices", volume.depth()),
+                format!("{z} is outside a volume of {depth} slices"),
             ));
         }
         Ok(Self {
             volume,
+            map,
             slices,
             sample,
             size_divisor,
         })
     }
 
-    /// The volume slice of item `index`.
+    /// The (re-indexed) slice of item `index`.
     pub fn slice_of(&self, index: usize) -> usize {
         self.slices[index]
     }
@@ -68,7 +75,7 @@ impl Dataset for VolumeDataset {
             .slices
             .get(index)
             .ok_or_else(|| Error::invalid("item", format!("{index} of {}", self.slices.len())))?;
-        let source = VolumeSource::new(&self.volume, z)?;
+        let source = VolumeSource::oriented(&self.volume, z, self.map)?;
         let sample = build_sample(&source, &[], &[], &self.sample)?;
         Ok(TrainItem {
             index,
@@ -111,11 +118,20 @@ impl Orientation {
             _ => Self::Source,
         }
     }
+
+    /// The re-indexing detection applies.
+    pub fn map(self) -> AxisMap {
+        match self {
+            Self::Lps(map) => map,
+            Self::Source => AxisMap::IDENTITY,
+        }
+    }
 }
 
-/// Detects on `slices` of a scan (0-based source indices; all when empty)
-/// oriented as training data are ([`Orientation::of`]) and links the boxes
-/// into lesions, best first, in the source's voxel indices.
+/// Detects on `slices` of a scan (0-based source indices; all when empty),
+/// shown as training data are ([`Orientation::of`]), and links the boxes
+/// into lesions, best first. Boxes and slices in the result are the
+/// source's voxel indices. `progress` is told how many slices are done.
 pub fn detect_scan(
     detector: &dyn Detector,
     volume: Arc<Volume<i16>>,
@@ -124,45 +140,18 @@ pub fn detect_scan(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Vec<Tracklet>, Orientation)> {
     let orientation = Orientation::of(&volume);
-    let Orientation::Lps(map) = orientation else {
-        return Ok((
-            detect_volume(detector, volume, slices, settings, progress)?,
-            orientation,
-        ));
-    };
+    let map = orientation.map();
     let dims = volume.dims();
-    let oriented = Arc::new(map.apply(&volume));
-    drop(volume);
-    let target_slices: Vec<usize> = slices.iter().map(|&z| map.other_slice(z, dims)).collect();
-    let mut tracklets = detect_volume(detector, oriented, &target_slices, settings, progress)?;
-    for t in &mut tracklets {
-        for d in &mut t.boxes {
-            d.bbox = map.box_to_source(d.bbox, dims);
-            d.slice = map.other_slice(d.slice as usize, dims) as u32;
-        }
-        t.boxes.sort_by_key(|d| d.slice);
-    }
-    Ok((tracklets, orientation))
-}
-
-/// Detects on `slices` of `volume` (0-based; all of them when empty) and
-/// links the boxes into lesions, best score first; slice numbers in the
-/// result are the volume's. `progress` is told how many slices are done.
-pub fn detect_volume(
-    detector: &dyn Detector,
-    volume: Arc<Volume<i16>>,
-    slices: &[usize],
-    settings: &DetectSettings,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Vec<Tracklet>> {
-    let slices = if slices.is_empty() {
+    let slices: Vec<usize> = if slices.is_empty() {
         (0..volume.depth()).collect()
     } else {
         slices.to_vec()
     };
+    let shown = slices.iter().map(|&z| map.other_slice(z, dims)).collect();
     let dataset = Arc::new(VolumeDataset::new(
         volume,
-        slices,
+        map,
+        shown,
         settings.sample.clone(),
         settings.size_divisor,
     )?);
@@ -176,12 +165,13 @@ pub fn detect_volume(
     )?;
     let mut detections = Vec::new();
     for item in items {
-        let slice = dataset.slice_of(item.index) as u32;
+        let slice = map.other_slice(dataset.slice_of(item.index), dims) as u32;
         for (bbox, score) in item.boxes.into_iter().zip(item.scores) {
+            let bbox = map.box_to_source(bbox, dims);
             detections.push(SliceDetection { slice, bbox, score });
         }
     }
-    Ok(link_tracklets(&detections, LINK_IOU))
+    Ok((link_tracklets(&detections, LINK_IOU), orientation))
 }
 
 #[cfg(test)]
@@ -211,7 +201,7 @@ mod tests {
 
     #[test]
     fn items_are_the_chosen_slices_with_their_neighbours_as_in_training() {
-        let d = VolumeDataset::new(volume(), vec![0, 3], config(), 16).unwrap();
+        let d = VolumeDataset::new(volume(), AxisMap::IDENTITY, vec![0, 3], config(), 16).unwrap();
         assert_eq!((d.len(), d.slice_of(1)), (2, 3));
         let item = d.get(1, &mut sample_rng(0, 0, 1)).unwrap();
         let image = &item.views[0].image;
@@ -331,7 +321,7 @@ mod tests {
 
     #[test]
     fn slices_outside_the_volume_are_refused() {
-        let err = VolumeDataset::new(volume(), vec![1, 5], config(), 16)
+        let err = VolumeDataset::new(volume(), AxisMap::IDENTITY, vec![1, 5], config(), 16)
             .err()
             .unwrap()
             .to_string();

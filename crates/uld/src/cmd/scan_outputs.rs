@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use uld_core::{Box2, Volume};
 use uld_data::nifti_writer::write_nifti_labels;
-use uld_data::reorient::AxisMap;
 use uld_train::scan::Orientation;
 
 use super::raster::{draw_rect, write_rgb};
@@ -88,10 +87,7 @@ pub fn write_overlays(
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let dims = volume.dims();
-    let map = match orientation {
-        Orientation::Lps(map) => map,
-        Orientation::Source => AxisMap::IDENTITY,
-    };
+    let map = orientation.map();
     let [nx, ny, _] = map.target_dims(dims);
     let [lo, hi] = OVERLAY_WINDOW;
     let mut written = Vec::new();
