@@ -217,7 +217,6 @@ fn run_scan(
         &mut |done| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
-    push_tracklets(set, &scan.name, &tracklets);
     let report = ScanReport::new(scan, slices.clone(), &tracklets, orientation);
     let mut files = Vec::new();
     let json = out.join(format!("{}.json", scan.name));
@@ -241,6 +240,8 @@ fn run_scan(
             files.push(dir);
         }
     }
+    // Only a scan whose files were all written joins the CSV.
+    push_tracklets(set, &scan.name, &tracklets);
     Ok(ScanResult {
         lesions: report.lesions.len(),
         slices: slices.len(),
