@@ -63,6 +63,45 @@ impl WorldTransform {
         std::array::from_fn(|r| self.matrix[r][3])
     }
 
+    /// For each voxel axis (i, j, k), the anatomical direction it runs
+    /// towards most (the largest component of its matrix column), as in
+    /// nibabel's `aff2axcodes`: e.g. `"LPS"` = i to the left, j posterior,
+    /// k superior. `?` for an axis with a zero column.
+    pub fn axis_codes(&self) -> String {
+        (0..3)
+            .map(|axis| match self.axis_direction(axis) {
+                Some((row, sign)) => {
+                    let (positive, negative) = match self.frame {
+                        Frame::Ras => (['R', 'A', 'S'], ['L', 'P', 'I']),
+                        Frame::Lps => (['L', 'P', 'S'], ['R', 'A', 'I']),
+                    };
+                    if sign > 0.0 {
+                        positive[row]
+                    } else {
+                        negative[row]
+                    }
+                }
+                None => '?',
+            })
+            .collect()
+    }
+
+    /// The world axis (0, 1, 2 of this frame) voxel axis `axis` runs along
+    /// most, and the sign of that component; `None` for a zero column.
+    pub fn axis_direction(&self, axis: usize) -> Option<(usize, f64)> {
+        let column = [
+            self.matrix[0][axis],
+            self.matrix[1][axis],
+            self.matrix[2][axis],
+        ];
+        let (row, value) = column
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .map(|(r, v)| (r, *v))?;
+        (value != 0.0).then(|| (row, value.signum()))
+    }
+
     /// The same points expressed in the other frame (RAS <-> LPS flips x and y).
     pub fn in_frame(&self, frame: Frame) -> Self {
         if frame == self.frame {

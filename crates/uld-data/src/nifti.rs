@@ -90,31 +90,9 @@ struct RawNifti {
 impl RawNifti {
     fn read(path: &Path) -> Result<Self> {
         let at = || Location::file(path);
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut buffered = BufReader::new(file);
-        let gzipped = buffered
-            .fill_buf()
-            .map_err(|e| Error::io(path, e))?
-            .starts_with(&[0x1f, 0x8b]);
-        let mut reader: Box<dyn Read> = if gzipped {
-            Box::new(MultiGzDecoder::new(buffered))
-        } else {
-            Box::new(buffered)
-        };
-        let stream_error = |e: io::Error| {
-            if gzipped {
-                Error::data(at(), format!("corrupt gzip stream: {e}"))
-            } else {
-                Error::io(path, e)
-            }
-        };
-
-        let mut header_bytes = Vec::with_capacity(NIFTI1_HEADER_SIZE);
-        (&mut reader)
-            .take(NIFTI1_HEADER_SIZE as u64)
-            .read_to_end(&mut header_bytes)
-            .map_err(stream_error)?;
-        let header = parse_header(path, &header_bytes)?;
+        let (mut reader, gzipped) = open_stream(path)?;
+        let stream_error = |e: io::Error| stream_error(path, gzipped, e);
+        let header = read_header(path, &mut reader, gzipped)?;
         let layout = Layout::of(path, &header)?;
 
         // Extensions lie between the header and `vox_offset`: skip them.
@@ -269,6 +247,48 @@ impl RawNifti {
             None => volume,
         })
     }
+}
+
+/// The voxel dimensions `[nx, ny, nz]` a NIfTI file's header gives, read
+/// without its voxel data (to check a scan's size before loading it).
+pub fn read_nifti_dims(path: impl AsRef<Path>) -> Result<[usize; 3]> {
+    let path = path.as_ref();
+    let (mut reader, gzipped) = open_stream(path)?;
+    let header = read_header(path, &mut reader, gzipped)?;
+    Ok(Layout::of(path, &header)?.dims)
+}
+
+/// The file's bytes, decompressed when it is gzipped, and whether it is.
+fn open_stream(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buffered = BufReader::new(file);
+    let gzipped = buffered
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gzipped {
+        Box::new(MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    Ok((reader, gzipped))
+}
+
+fn stream_error(path: &Path, gzipped: bool, e: io::Error) -> Error {
+    if gzipped {
+        Error::data(Location::file(path), format!("corrupt gzip stream: {e}"))
+    } else {
+        Error::io(path, e)
+    }
+}
+
+fn read_header(path: &Path, reader: &mut dyn Read, gzipped: bool) -> Result<NiftiHeader> {
+    let mut header_bytes = Vec::with_capacity(NIFTI1_HEADER_SIZE);
+    reader
+        .take(NIFTI1_HEADER_SIZE as u64)
+        .read_to_end(&mut header_bytes)
+        .map_err(|e| stream_error(path, gzipped, e))?;
+    parse_header(path, &header_bytes)
 }
 
 /// Checks `sizeof_hdr` and the magic before handing the bytes to the parser,

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! # uld detections v1
-//! # key: DeepLesion key image (000089_01_01_037.png) or sub-volume (000001_01_01_103-115)
-//! # z1,z2: first and last slice covered, 0-based inside the sub-volume named by key, inclusive; empty for key images
+//! # key: DeepLesion key image (000089_01_01_037.png), sub-volume (000001_01_01_103-115) or scan name (uld detect SCAN)
+//! # z1,z2: first and last slice covered, 0-based inside the sub-volume or scan named by key, inclusive; empty for key images
 //! # x1,y1,x2,y2: pixels of the original image, 0-based, x right, y down, x2 >= x1, y2 >= y1
 //! # score: confidence, higher is more certain
 //! # track: rows with the same key and track form one 3D detection (tracklet); empty: the row alone
@@ -147,11 +147,11 @@ impl DetectionSet {
         writeln!(w, "# uld detections v1")?;
         writeln!(
             w,
-            "# key: DeepLesion key image (PPPPPP_SS_RR_KKK.png) or sub-volume (PPPPPP_SS_RR_FFF-LLL)"
+            "# key: DeepLesion key image (PPPPPP_SS_RR_KKK.png), sub-volume (PPPPPP_SS_RR_FFF-LLL) or scan name (uld detect SCAN)"
         )?;
         writeln!(
             w,
-            "# z1,z2: first and last slice covered, 0-based inside the sub-volume (PNG FFF + z), inclusive; empty for key images"
+            "# z1,z2: first and last slice covered, 0-based inside the sub-volume (PNG FFF + z) or scan, inclusive; empty for key images"
         )?;
         writeln!(
             w,

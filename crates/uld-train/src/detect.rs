@@ -1,11 +1,12 @@
-//! Running a detector over the key images of a dataset, with every box
-//! mapped back to the original slice's pixels.
+//! Running a detector over the images of a dataset (DeepLesion key images,
+//! or the slices of a whole volume), with every box mapped back to the
+//! original slice's pixels.
 
 use std::sync::Arc;
 
 use tch::Device;
 use uld_core::{Box2, Result};
-use uld_data::loader::{DeepLesionDataset, Loader, LoaderConfig};
+use uld_data::loader::{Dataset, DeepLesionDataset, Loader, LoaderConfig, TrainBatch};
 use uld_model::Detector;
 
 use crate::batch::images_tensor;
@@ -21,6 +22,15 @@ pub struct KeyImageDetections {
     pub scores: Vec<f32>,
 }
 
+/// The detections of one dataset item, best first, in original pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemDetections {
+    /// Index of the item in the dataset.
+    pub index: usize,
+    pub boxes: Vec<Box2>,
+    pub scores: Vec<f32>,
+}
+
 /// Detects on every image of `dataset` (whose views must be `Plain`).
 pub fn detect_dataset(
     detector: &dyn Detector,
@@ -29,6 +39,36 @@ pub fn detect_dataset(
     workers: usize,
     device: Device,
 ) -> Result<Vec<KeyImageDetections>> {
+    let items = detect_items(
+        detector,
+        dataset.clone(),
+        batch_size,
+        workers,
+        device,
+        &mut |_| {},
+    )?;
+    Ok(items
+        .into_iter()
+        .map(|d| KeyImageDetections {
+            index: d.index,
+            file_name: dataset.images()[d.index].file_name.clone(),
+            boxes: d.boxes,
+            scores: d.scores,
+        })
+        .collect())
+}
+
+/// Detects on every item of any dataset of plain views, in batches built on
+/// `workers` threads; `progress` is told the number of items done after
+/// each batch.
+pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
+    detector: &dyn Detector,
+    dataset: Arc<D>,
+    batch_size: usize,
+    workers: usize,
+    device: Device,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<ItemDetections>> {
     let config = LoaderConfig {
         batch_size,
         workers,
@@ -38,7 +78,7 @@ pub fn detect_dataset(
         drop_last: false,
     };
     let loader = Loader::new(dataset.clone(), config)?;
-    let mut out = Vec::with_capacity(dataset.images().len());
+    let mut out = Vec::with_capacity(dataset.len());
     for batch in loader.epoch(0) {
         let batch = batch?;
         let view = &batch.views[0];
@@ -56,13 +96,13 @@ pub fn detect_dataset(
                     scores.push(d.score);
                 }
             }
-            out.push(KeyImageDetections {
+            out.push(ItemDetections {
                 index,
-                file_name: dataset.images()[index].file_name.clone(),
                 boxes,
                 scores,
             });
         }
+        progress(out.len());
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ pub mod mining;
 pub mod nan_guard;
 pub mod objective;
 pub mod optim;
+pub mod scan;
 pub mod schedule;
 pub mod step;
 pub mod tracklets;
@@ -24,7 +25,7 @@ pub mod validate;
 
 pub use checkpoint::{latest_step, load_latest, save_checkpoint};
 pub use config::{Mode, TrainConfig};
-pub use detect::{KeyImageDetections, detect_dataset};
+pub use detect::{ItemDetections, KeyImageDetections, detect_dataset, detect_items};
 pub use ema::ema_update;
 pub use metrics::MetricsLog;
 pub use mining::{MiningConfig, PseudoLabels, merge_pseudo_labels};
@@ -33,5 +34,7 @@ pub use objective::{CompleteAnnotations, Mining, Objective, Supervised, complete
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, LrSchedule};
 pub use step::Precision;
-pub use trained::{TrainedDetector, Weights, load_trained, load_trained_weights};
+pub use trained::{
+    TrainedDetector, Weights, load_trained, load_trained_weights, load_trained_with,
+};
 pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};

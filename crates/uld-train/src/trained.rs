@@ -37,7 +37,7 @@ pub enum Weights {
 
 /// Loads the detector a run (or a weights file) holds onto `device`.
 pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
-    load_trained_weights(path, device, Weights::Best)
+    load_trained_with(path, device, Weights::Best, &[])
 }
 
 /// Loads the chosen `weights` of a run directory (a weights file is loaded
@@ -47,6 +47,24 @@ pub fn load_trained_weights(
     device: Device,
     weights: Weights,
 ) -> Result<TrainedDetector> {
+    load_trained_with(path, device, weights, &[])
+}
+
+/// [`load_trained_weights`] with `overrides` (`KEY=VALUE`, as `--set` takes
+/// them) applied to the run's configuration before the detector is built,
+/// e.g. `model.decode.score_threshold=0.01` or `loader.batch_size=8`.
+pub fn load_trained_with(
+    path: &Path,
+    device: Device,
+    weights: Weights,
+    overrides: &[String],
+) -> Result<TrainedDetector> {
+    if !path.exists() {
+        return Err(Error::data(
+            Location::file(path),
+            "no such run directory or weights file",
+        ));
+    }
     let (dir, weights, prefixes): (PathBuf, PathBuf, Vec<&str>) = if path.is_dir() {
         let best = path.join("best.safetensors");
         if weights == Weights::Best && best.exists() {
@@ -70,7 +88,10 @@ pub fn load_trained_weights(
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         (dir, path.to_path_buf(), vec!["", "teacher", "model"])
     };
-    let config = TrainConfig::load(&dir.join("config.toml"))?;
+    let mut config = TrainConfig::load(&dir.join("config.toml"))?;
+    for assignment in overrides {
+        config.set(assignment)?;
+    }
     let mut store = VarStore::new(device);
     let detector = FcosDetector::new(&store.root(), &config.model)?;
     let bad = |m: String| Error::data(Location::file(&weights), m);

@@ -20,7 +20,7 @@ use uld_eval::{
 use uld_model::Detector;
 
 use crate::detect::{KeyImageDetections, detect_dataset};
-use crate::tracklets::{SliceDetection, link_tracklets};
+use crate::tracklets::{SliceDetection, Tracklet, link_tracklets};
 use crate::trainer::{Validation, Validator};
 
 /// IoU at which boxes on neighbouring slices are one lesion.
@@ -180,21 +180,27 @@ pub fn detect_subvolumes(
     }
     let mut set = DetectionSet::new();
     for (sub, dets) in subvolumes.iter().zip(per_volume) {
-        for (track, t) in link_tracklets(&dets, LINK_IOU).iter().enumerate() {
-            for d in &t.boxes {
-                set.push(
-                    &sub.key,
-                    Detection {
-                        slices: Some((d.slice, d.slice)),
-                        bbox: d.bbox,
-                        score: d.score,
-                        track: Some(track as u32),
-                    },
-                );
-            }
-        }
+        push_tracklets(&mut set, &sub.key, &link_tracklets(&dets, LINK_IOU));
     }
     Ok(set)
+}
+
+/// Adds one row per box of each tracklet under `key`, the tracklet's index
+/// as its track (the layout the `harvester` and `lens` readers expect).
+pub fn push_tracklets(set: &mut DetectionSet, key: &str, tracklets: &[Tracklet]) {
+    for (track, t) in tracklets.iter().enumerate() {
+        for d in &t.boxes {
+            set.push(
+                key,
+                Detection {
+                    slices: Some((d.slice, d.slice)),
+                    bbox: d.bbox,
+                    score: d.score,
+                    track: Some(track as u32),
+                },
+            );
+        }
+    }
 }
 
 /// Scores the detector on a validation split during training: `keyslice`

@@ -27,8 +27,10 @@ enum Command {
     Synth(cmd::synth::SynthArgs),
     /// Render key slices with labelled (green) and unlabelled (red) lesions into one PNG.
     ContactSheet(cmd::contact_sheet::ContactSheetArgs),
-    /// Detect lesions with a trained model on a dataset split; writes detection files.
+    /// Detect lesions with a trained model on CT scans (NIfTI, DICOM, DeepLesion folders) or a dataset split.
     Detect(cmd::detect::DetectArgs),
+    /// Write a NIfTI or DICOM volume (and its label map's lesions) into the DeepLesion layout.
+    Convert(cmd::convert::ConvertArgs),
     /// Score detections with a DeepLesion protocol (keyslice, harvester, lens); write report and plots.
     Eval(cmd::eval::EvalArgs),
     /// Train a detector, supervised or with teacher-student lesion mining.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => cmd::synth::run(args),
         Command::ContactSheet(args) => cmd::contact_sheet::run(args),
         Command::Detect(args) => cmd::detect::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Mined(args) => cmd::mined::run(args),

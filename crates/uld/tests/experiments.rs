@@ -66,9 +66,11 @@ fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Machine:") && report.contains("Total wall time"));
     assert!(png_size(&out.join("froc_harvester.png")).0 > 0);
-    let mining_config =
-        std::fs::read_to_string(out.join("b_mining_partial/config.toml")).unwrap();
-    assert!(mining_config.contains("mode = \"mining\""), "{mining_config}");
+    let mining_config = std::fs::read_to_string(out.join("b_mining_partial/config.toml")).unwrap();
+    assert!(
+        mining_config.contains("mode = \"mining\""),
+        "{mining_config}"
+    );
 
     let again = ok(&args);
     assert!(again.contains("reusing the synthetic dataset"), "{again}");
@@ -94,7 +96,12 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
     ]);
     assert!(stdout.contains("report: "), "{stdout}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for part in ["`harvester`", "`keyslice`", "## Mined lesions", "detections.png"] {
+    for part in [
+        "`harvester`",
+        "`keyslice`",
+        "## Mined lesions",
+        "detections.png",
+    ] {
         assert!(report.contains(part), "missing {part} in {report}");
     }
     let (w, h) = png_size(&out.join("detections.png"));
@@ -115,7 +122,10 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
         "0",
     ]);
     let count: usize = stdout.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(count > 0, "every prediction is mined at --tau-high 0: {stdout}");
+    assert!(
+        count > 0,
+        "every prediction is mined at --tau-high 0: {stdout}"
+    );
     assert!(stdout.contains("unlabelled lesions"), "{stdout}");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(

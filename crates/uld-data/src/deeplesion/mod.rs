@@ -1,11 +1,14 @@
 //! The DeepLesion dataset as published: `DL_info.csv` and
 //! `Images_png/PPPPPP_SS_RR/KKK.png` 16-bit slices.
 
+pub mod convert;
+mod geometry;
 mod info_csv;
 mod png_slice;
 mod series;
 mod stats;
 
+pub use geometry::{GEOMETRY_FILE, SeriesGeometry};
 pub use info_csv::{
     BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,
     read_dl_info, read_dl_info_with, series_id, write_dl_info, write_dl_info_with,

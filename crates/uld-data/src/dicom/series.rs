@@ -19,6 +19,8 @@ pub struct SeriesOptions {
     /// How far one slice interval may differ from the series' median
     /// interval, as a fraction of it (at least 0.001 mm). Default 0.01.
     pub interval_tolerance: f64,
+    /// Refuse a series of more voxels than this, before decoding any pixels.
+    pub max_voxels: Option<u64>,
 }
 
 impl Default for SeriesOptions {
@@ -26,6 +28,7 @@ impl Default for SeriesOptions {
         Self {
             series_uid: None,
             interval_tolerance: 0.01,
+            max_voxels: None,
         }
     }
 }
@@ -83,6 +86,7 @@ pub fn load_dicom_series(dir: impl AsRef<Path>, options: &SeriesOptions) -> Resu
     let first = &layout.slices[0];
     let [sx, sy] = first.xy_spacing()?;
     let dims = [first.cols, first.rows, layout.slices.len()];
+    crate::scan::check_size(dir, dims, options.max_voxels)?;
 
     let decoded: Vec<Vec<i16>> = layout
         .slices

@@ -8,6 +8,7 @@ use uld_core::{Error, Location, Result, Volume};
 
 use super::cache::SliceCache;
 use crate::deeplesion::{HuSlice, SeriesFolder};
+use crate::reorient::AxisMap;
 
 /// One slice of HU, borrowed from a volume or shared from a cache.
 pub enum SliceRef<'a> {
@@ -37,37 +38,57 @@ pub trait SliceSource {
 }
 
 /// Slice `key` of a volume and its neighbours; offsets past either end take
-/// the first or last slice.
+/// the first or last slice. An oriented source ([`VolumeSource::oriented`])
+/// shows the volume re-indexed by an [`AxisMap`], one slice at a time, so
+/// the volume is never copied whole.
 pub struct VolumeSource<'a> {
     pub volume: &'a Volume<i16>,
+    /// The key slice, in the (re-indexed) slices this source shows.
     pub key: usize,
+    map: AxisMap,
 }
 
 impl<'a> VolumeSource<'a> {
     pub fn new(volume: &'a Volume<i16>, key: usize) -> Result<Self> {
-        if key >= volume.depth() {
+        Self::oriented(volume, key, AxisMap::IDENTITY)
+    }
+
+    /// Slice `key` of `volume` re-indexed by `map` (a map that keeps slices
+    /// or not), and its neighbours there.
+    pub fn oriented(volume: &'a Volume<i16>, key: usize, map: AxisMap) -> Result<Self> {
+        let depth = map.target_dims(volume.dims())[2];
+        if key >= depth {
             return Err(Error::invalid(
                 "key slice",
-                format!("{key} is outside a volume of {} slices", volume.depth()),
+                format!("{key} is outside a volume of {depth} slices"),
             ));
         }
-        Ok(Self { volume, key })
+        Ok(Self { volume, key, map })
     }
 }
 
 impl SliceSource for VolumeSource<'_> {
     fn size(&self) -> (usize, usize) {
-        (self.volume.width(), self.volume.height())
+        let [nx, ny, _] = self.map.target_dims(self.volume.dims());
+        (nx, ny)
     }
 
     fn spacing(&self) -> [f64; 3] {
-        self.volume.spacing()
+        let spacing = self.volume.spacing();
+        std::array::from_fn(|a| spacing[self.map.source[a]])
     }
 
     fn slice(&self, offset: i64) -> Result<SliceRef<'_>> {
-        let last = self.volume.depth() as i64 - 1;
-        let z = (self.key as i64 + offset).clamp(0, last) as usize;
-        Ok(SliceRef::Borrowed(self.volume.slice(z)))
+        let [width, height, depth] = self.map.target_dims(self.volume.dims());
+        let z = (self.key as i64 + offset).clamp(0, depth as i64 - 1) as usize;
+        if self.map.is_identity() {
+            return Ok(SliceRef::Borrowed(self.volume.slice(z)));
+        }
+        Ok(SliceRef::Shared(Arc::new(HuSlice {
+            width,
+            height,
+            hu: self.map.target_slice(self.volume, z),
+        })))
     }
 }
 

@@ -228,6 +228,29 @@ impl Recist {
 }
 
 impl SectionMask {
+    /// The mask of the given pixels `(i, j)` (a label map's cross-section);
+    /// `None` for no pixels.
+    pub fn from_pixels(pixels: &[(usize, usize)]) -> Option<Self> {
+        let extent = |f: fn(&(usize, usize)) -> usize| {
+            let values = pixels.iter().map(f);
+            Some((values.clone().min()?, values.max()?))
+        };
+        let (x0, x1) = extent(|p| p.0)?;
+        let (y0, y1) = extent(|p| p.1)?;
+        let (width, height) = (x1 - x0 + 1, y1 - y0 + 1);
+        let mut inside = vec![false; width * height];
+        for &(i, j) in pixels {
+            inside[(j - y0) * width + i - x0] = true;
+        }
+        Some(Self {
+            x0,
+            y0,
+            width,
+            height,
+            inside,
+        })
+    }
+
     /// Pixel indices `(i, j)` inside.
     pub fn pixels(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.inside

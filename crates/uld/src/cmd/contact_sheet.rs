@@ -96,7 +96,10 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
         }
         sheet.draw(n, &slice, window, &boxes);
     }
-    sheet.write(&args.out)?;
+    sheet.write(
+        &args.out,
+        "uld contact sheet: key slices, labelled lesions green, unlabelled red",
+    )?;
     println!(
         "{}: {} key images, {labelled} labelled boxes (green), {unlabelled} other lesions (red{})",
         args.out.display(),

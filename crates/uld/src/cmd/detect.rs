@@ -1,5 +1,6 @@
 //! `uld detect`: run a trained detector over a DeepLesion-format split and
-//! write detection files in the format `uld eval` reads.
+//! write detection files in the format `uld eval` reads, or, given scans,
+//! over users' own CT ([`super::detect_scans`]).
 
 use std::path::PathBuf;
 
@@ -8,23 +9,29 @@ use clap::Args;
 use uld_data::deeplesion::{LesionRecord, Split, read_dl_info};
 use uld_data::loader::{KeyImage, NoisyPolicy};
 use uld_train::device::open_device;
-use uld_train::load_trained;
 use uld_train::validate::{detect_subvolumes, keyslice_detection_set, subvolumes_of_records};
+use uld_train::{Weights, load_trained_with};
 
+use super::detect_scans::{self, ScanArgs};
 use super::train::detect_settings;
 
 #[derive(Args)]
 pub struct DetectArgs {
+    /// Scans to detect on: NIfTI files (.nii, .nii.gz), DICOM series
+    /// folders, DeepLesion series folders of KKK.png slices.
+    #[arg(value_name = "SCAN", conflicts_with_all = ["data", "key_images_only"])]
+    pub scans: Vec<PathBuf>,
     /// A run directory of `uld train`, or a weights file with config.toml beside it.
-    #[arg(long)]
+    #[arg(long, alias = "checkpoint")]
     pub model: PathBuf,
     /// Dataset root holding DL_info.csv and Images_png/.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "scans")]
+    pub data: Option<PathBuf>,
     /// Which split of DL_info.csv: train, val, test.
     #[arg(long, default_value = "test", value_parser = parse_split)]
     pub split: Split,
-    /// Output folder for keyslice_detections.csv and subvolume_detections.csv.
+    /// Output folder: keyslice_detections.csv and subvolume_detections.csv
+    /// for --data; detections.csv and one <scan>.json per scan for scans.
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value = "cpu")]
@@ -32,6 +39,12 @@ pub struct DetectArgs {
     /// Only the key images (skip the sub-volumes' slices).
     #[arg(long)]
     pub key_images_only: bool,
+    /// Override a setting of the run's config.toml, e.g.
+    /// `--set model.decode.score_threshold=0.1` or `--set loader.batch_size=8` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 pub fn parse_split(s: &str) -> Result<Split, String> {
@@ -43,8 +56,12 @@ pub fn parse_split(s: &str) -> Result<Split, String> {
 
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
-    let trained = load_trained(&args.model, device)?;
-    let records = read_dl_info(args.data.join("DL_info.csv"))?;
+    let trained = load_trained_with(&args.model, device, Weights::Best, &args.overrides)?;
+    let settings = detect_settings(&trained.config, device);
+    let Some(data) = &args.data else {
+        return detect_scans::run(&args.scans, &args.scan, &trained, &settings, &args.out);
+    };
+    let records = read_dl_info(data.join("DL_info.csv"))?;
     let rows: Vec<LesionRecord> = records
         .into_iter()
         .filter(|r| r.split == args.split)
@@ -52,19 +69,18 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !rows.is_empty(),
         "{} has no {} rows",
-        args.data.display(),
+        data.display(),
         args.split.name()
     );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let settings = detect_settings(&trained.config, device);
-    let key_images = KeyImage::from_records(&args.data, &rows, NoisyPolicy::Keep);
+    let key_images = KeyImage::from_records(data, &rows, NoisyPolicy::Keep);
     let dets = settings.detect(&trained.detector, key_images)?;
     let keyslice = args.out.join("keyslice_detections.csv");
     keyslice_detection_set(&dets).write(&keyslice)?;
     println!("{} key images -> {}", dets.len(), keyslice.display());
     if !args.key_images_only {
-        let subvolumes = subvolumes_of_records(&args.data, &rows);
+        let subvolumes = subvolumes_of_records(data, &rows);
         let set = detect_subvolumes(&trained.detector, &subvolumes, &settings)?;
         let path = args.out.join("subvolume_detections.csv");
         set.write(&path)?;

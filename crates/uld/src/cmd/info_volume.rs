@@ -10,6 +10,7 @@ use serde::Serialize;
 use uld_core::{Volume, WorldTransform};
 use uld_data::dicom::{SeriesOptions, SliceOrder, load_dicom_series, read_dicom_file};
 use uld_data::nifti::{NiftiContent, read_nifti_auto};
+use uld_data::scan::{ScanKind, ScanOptions, open_scan};
 
 /// A summary of one volume. Voxel indices are the source's array order
 /// `(i, j, k)`, 0-based; world positions are mm in `frame`.
@@ -75,53 +76,56 @@ pub struct SeriesSummary {
     pub skipped_files: Vec<PathBuf>,
 }
 
-/// Reads `path` (a `.nii`/`.nii.gz` file, a DICOM file or a folder holding
-/// DICOM series) and summarises it; `series_uid` picks one series of a
+/// Reads `path` (a `.nii`/`.nii.gz` file, a DICOM file, a folder holding
+/// DICOM series or a DeepLesion series folder, told apart by
+/// [`ScanKind::of`]) and summarises it; `series_uid` picks one series of a
 /// DICOM folder that holds several (the error for such a folder lists them).
 pub fn summarize(path: &Path, series_uid: Option<&str>) -> anyhow::Result<VolumeSummary> {
-    if path.is_dir() {
-        let options = SeriesOptions {
-            series_uid: series_uid.map(str::to_string),
-            ..SeriesOptions::default()
-        };
-        let series = load_dicom_series(path, &options)?;
-        let mut summary = VolumeSummary::ct(path, "DICOM series", &series.volume);
-        summary.series = Some(SeriesSummary {
-            series_uid: series.series_uid,
-            slice_files: series.files.len(),
-            order: series.order,
-            skipped_files: series.skipped,
-        });
-        return Ok(summary);
+    match ScanKind::of(path)? {
+        ScanKind::DicomSeries => {
+            let options = SeriesOptions {
+                series_uid: series_uid.map(str::to_string),
+                ..SeriesOptions::default()
+            };
+            let series = load_dicom_series(path, &options)?;
+            let mut summary = VolumeSummary::ct(path, "DICOM series", &series.volume);
+            summary.series = Some(SeriesSummary {
+                series_uid: series.series_uid,
+                slice_files: series.files.len(),
+                order: series.order,
+                skipped_files: series.skipped,
+            });
+            Ok(summary)
+        }
+        ScanKind::Nifti => {
+            let format = if is_gzip(path)? {
+                "NIfTI-1 (gzip)"
+            } else {
+                "NIfTI-1"
+            };
+            Ok(match read_nifti_auto(path)? {
+                NiftiContent::Ct(volume) => VolumeSummary::ct(path, format, &volume),
+                NiftiContent::Labels(volume) => VolumeSummary::labels(path, format, &volume),
+            })
+        }
+        ScanKind::DeepLesionSeries => {
+            let options = ScanOptions {
+                allow_single_slice: true,
+                ..ScanOptions::default()
+            };
+            let scan = open_scan(path, &options)?;
+            Ok(VolumeSummary::ct(path, "DeepLesion series", &scan.volume))
+        }
+        ScanKind::DicomFile => {
+            let volume = read_dicom_file(path).with_context(|| {
+                format!(
+                    "{} is not a .nii/.nii.gz file, so it was read as DICOM",
+                    path.display()
+                )
+            })?;
+            Ok(VolumeSummary::ct(path, "DICOM file", &volume))
+        }
     }
-    if !path.exists() {
-        anyhow::bail!("{}: no such file or folder", path.display());
-    }
-    if is_nifti_name(path) {
-        let format = if is_gzip(path)? {
-            "NIfTI-1 (gzip)"
-        } else {
-            "NIfTI-1"
-        };
-        return Ok(match read_nifti_auto(path)? {
-            NiftiContent::Ct(volume) => VolumeSummary::ct(path, format, &volume),
-            NiftiContent::Labels(volume) => VolumeSummary::labels(path, format, &volume),
-        });
-    }
-    let volume = read_dicom_file(path).with_context(|| {
-        format!(
-            "{} is not a .nii/.nii.gz file, so it was read as DICOM",
-            path.display()
-        )
-    })?;
-    Ok(VolumeSummary::ct(path, "DICOM file", &volume))
-}
-
-fn is_nifti_name(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase());
-    name.is_some_and(|n| n.ends_with(".nii") || n.ends_with(".nii.gz"))
 }
 
 fn is_gzip(path: &Path) -> anyhow::Result<bool> {
@@ -200,38 +204,11 @@ impl WorldSummary {
             .collect();
         Self {
             frame: w.frame.name(),
-            axis_directions: axis_directions(w),
+            axis_directions: w.axis_codes(),
             matrix: w.matrix,
             corners,
         }
     }
-}
-
-/// The anatomical direction each voxel axis runs towards most (the largest
-/// component of its matrix column), as in nibabel's `aff2axcodes`.
-fn axis_directions(w: &WorldTransform) -> String {
-    // Names of +x, +y, +z; a negative component names the opposite direction.
-    let (positive, negative) = match w.frame {
-        uld_core::Frame::Ras => (['R', 'A', 'S'], ['L', 'P', 'I']),
-        uld_core::Frame::Lps => (['L', 'P', 'S'], ['R', 'A', 'I']),
-    };
-    (0..3)
-        .map(|axis| {
-            let column = [w.matrix[0][axis], w.matrix[1][axis], w.matrix[2][axis]];
-            let (row, value) = column
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .map_or((0, 0.0), |(r, v)| (r, *v));
-            if value == 0.0 {
-                '?'
-            } else if value > 0.0 {
-                positive[row]
-            } else {
-                negative[row]
-            }
-        })
-        .collect()
 }
 
 fn triple<T: fmt::Display>(v: [T; 3], sep: &str) -> String {

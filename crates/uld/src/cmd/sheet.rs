@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use uld_core::Box2;
 use uld_data::deeplesion::HuSlice;
+
+use super::raster::{draw_rect, write_rgb};
 
 pub const GREEN: [u8; 3] = [40, 230, 60];
 pub const RED: [u8; 3] = [240, 40, 40];
@@ -67,7 +68,7 @@ impl Sheet {
         for (b, colour) in boxes {
             let b = Box2::new(b.x1 / sx, b.y1 / sy, b.x2 / sx, b.y2 / sy)
                 .clip(tile as f32 - 1.0, tile as f32 - 1.0);
-            self.outline(origin, b, *colour);
+            draw_rect(&mut self.rgb, self.width, origin, b, *colour);
         }
     }
 
@@ -78,37 +79,8 @@ impl Sheet {
         }
     }
 
-    /// A 2-pixel outline of `b` (tile pixels) in the tile at `origin`.
-    fn outline(&mut self, origin: (usize, usize), b: Box2, colour: [u8; 3]) {
-        let (x1, y1, x2, y2) = (
-            b.x1.round() as usize,
-            b.y1.round() as usize,
-            b.x2.round() as usize,
-            b.y2.round() as usize,
-        );
-        for t in 0..2 {
-            for x in x1..=x2 {
-                self.put(origin.0 + x, origin.1 + y1 + t.min(y2 - y1), colour);
-                self.put(origin.0 + x, origin.1 + y2 - t.min(y2 - y1), colour);
-            }
-            for y in y1..=y2 {
-                self.put(origin.0 + x1 + t.min(x2 - x1), origin.1 + y, colour);
-                self.put(origin.0 + x2 - t.min(x2 - x1), origin.1 + y, colour);
-            }
-        }
-    }
-
-    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        uld_core::write_atomically(path, |out| {
-            let mut encoder = png::Encoder::new(out, self.width as u32, self.height as u32);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-            writer
-                .write_image_data(&self.rgb)
-                .map_err(std::io::Error::other)?;
-            writer.finish().map_err(std::io::Error::other)
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
+    /// Writes the sheet with `description` (what it shows) in the PNG.
+    pub fn write(&self, path: &Path, description: &str) -> anyhow::Result<()> {
+        write_rgb(path, self.width, self.height, &self.rgb, description)
     }
 }
