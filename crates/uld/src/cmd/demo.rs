@@ -41,6 +41,23 @@ pub struct DemoArgs {
 
 /// Key images on the contact sheet.
 const SHEET_IMAGES: usize = 12;
+/// Score from which the report counts the teacher's candidates as mined.
+const REVIEW_TAU: f32 = 0.5;
+/// Detections shown per key image, on average over the test split.
+const SHOWN_PER_IMAGE: usize = 2;
+
+/// The score above which the detections number `per_image` per key image
+/// on average (all of them when there are fewer).
+fn score_for_average_count(detections: &DetectionSet, per_image: usize) -> f32 {
+    let images: std::collections::HashSet<&str> = detections.iter().map(|(k, _)| k).collect();
+    let mut scores: Vec<f32> = detections.iter().map(|(_, d)| d.score).collect();
+    scores.sort_by(|a, b| b.total_cmp(a));
+    let wanted = images.len() * per_image;
+    match scores.get(wanted.saturating_sub(1)) {
+        Some(&s) if wanted > 0 => s,
+        _ => 0.0,
+    }
+}
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -86,13 +103,23 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(h) = &scores.harvester {
         write_report(&args.out.join("eval_harvester"), &h.evaluation, title, true)?;
     }
+    // A preset that learns no pseudo lesions (tau_high 1) still shows
+    // what its teacher would mine at REVIEW_TAU.
+    let review_tau = config.mining.tau_high.min(REVIEW_TAU);
     let mined = match config.mode {
-        Mode::Mining => mine_run(&data, &records, &run_dir, Weights::Teacher, device, None)?
-            .truth
-            .map(|(score, _)| score),
+        Mode::Mining => mine_run(
+            &data,
+            &records,
+            &run_dir,
+            Weights::Teacher,
+            device,
+            Some(review_tau),
+        )?
+        .truth
+        .map(|(score, _)| score),
         Mode::Supervised => None,
     };
-    let threshold = config.mining.tau_high;
+    let threshold = score_for_average_count(&scores.keyslice.detections, SHOWN_PER_IMAGE);
     let legend = contact_sheet(
         &data,
         &records,
@@ -135,8 +162,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(score) = &mined {
         let _ = writeln!(
             report,
-            "## Mined lesions\n\nThe final teacher on the training key images: {}. \
-             Export them with `uld mined --model {} --data {}`.\n",
+            "## Mined lesions\n\nThe run ignored the teacher's predictions scoring in \
+             [{}, {}) and learned those above as lesions. At score {review_tau} its final \
+             teacher mines on the training key images: {}. Export them for review with \
+             `uld mined --model {} --data {} --tau-high {review_tau}`.\n",
+            config.mining.tau_low,
+            config.mining.tau_high,
             describe_score(score),
             run_dir.display(),
             data.display()
@@ -249,7 +280,8 @@ fn contact_sheet(
         sheet.draw(n, &slice, window, &boxes);
     }
     let legend = format!(
-        "{} test key images, detections scoring at least {threshold}: green, a labelled lesion \
+        "{} test key images; detections scoring at least {threshold:.3} ({SHOWN_PER_IMAGE} per \
+         image on average over the test split): green, a labelled lesion \
          found; yellow, an unlabelled lesion found (the labels do not have it); red, a lesion \
          missed; blue, a detection that is no lesion.",
         images.len()
