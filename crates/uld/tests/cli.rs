@@ -1,20 +1,10 @@
 //! The `uld` command line as a user runs it.
 
-use std::process::Command;
+mod common;
+
+use common::uld;
 
 use uld_core::testdata::shared_data;
-
-fn uld(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_uld"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn json(args: &[&str]) -> serde_json::Value {
     let (ok, stdout, stderr) = uld(args);

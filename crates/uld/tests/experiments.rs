@@ -1,21 +1,10 @@
 //! `uld demo`, `uld bench mining` and `uld mined` as a user runs them, on
 //! tiny settings so that each takes seconds.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn uld(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_uld"))
-        .args(args)
-        .env("TORCH_CPP_LOG_LEVEL", "ERROR")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::uld;
+use std::path::Path;
 
 fn ok(args: &[&str]) -> String {
     let (ok, stdout, stderr) = uld(args);

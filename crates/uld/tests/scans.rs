@@ -1,9 +1,11 @@
 //! `uld detect SCAN...` and `uld convert` on real scans: the lung CT and its
 //! tumour mask (NIfTI), a DICOM series built from the real NEMA WG04 slice,
 //! and the error cases a user meets.
+mod common;
+
+use common::uld;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -15,19 +17,6 @@ use uld_data::deeplesion::read_dl_info;
 use uld_data::nifti::{read_nifti, read_nifti_labels};
 use uld_data::scan::{ScanKind, ScanOptions, open_scan};
 use uld_eval::DetectionSet;
-
-fn uld(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_uld"))
-        .args(args)
-        .env("TORCH_CPP_LOG_LEVEL", "ERROR")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
