@@ -13,6 +13,10 @@ use uld_model::Detector;
 use crate::mining::{MiningConfig, merge_pseudo_labels};
 use crate::validate::DetectSettings;
 
+/// The score from which reports count a teacher's candidates as mined when
+/// its run learns none (`tau_high` 1) or a higher threshold.
+pub const REVIEW_TAU: f32 = 0.5;
+
 /// IoU at which a mined box is a lesion of the complete annotations.
 pub const MATCH_IOU: f32 = 0.5;
 

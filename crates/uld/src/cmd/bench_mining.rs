@@ -17,7 +17,7 @@ use uld_data::synth::Preset;
 use uld_eval::bootstrap::{Difference, Interval};
 use uld_eval::report::plot_frocs;
 use uld_eval::{BootstrapConfig, Evaluation, Protocol, compare_evaluations};
-use uld_train::mined::MinedScore;
+use uld_train::mined::{MinedScore, REVIEW_TAU};
 use uld_train::validate::{SplitScores, eval_config};
 use uld_train::{Mode, Weights};
 
@@ -128,14 +128,22 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
         scores: score_on_test(&data, &records, &mining_dir, Weights::Student, device, boot)?,
         seconds: None,
     };
-    let mined = mine_run(&data, &records, &mining_dir, Weights::Teacher, device, None)?;
+    let review_tau = config.mining.tau_high.min(REVIEW_TAU);
+    let mined = mine_run(
+        &data,
+        &records,
+        &mining_dir,
+        Weights::Teacher,
+        device,
+        Some(review_tau),
+    )?;
     let report = Report {
         args,
         synth_patients: synth.patients,
         steps: config.steps,
         rows: &rows,
         student: &student,
-        mined: mined.truth.as_ref().map(|(s, _)| *s),
+        mined: mined.truth.as_ref().map(|(s, _)| (review_tau, *s)),
         boot,
         total_seconds: start.elapsed().as_secs_f64(),
     };
@@ -170,7 +178,8 @@ struct Report<'a> {
     steps: u64,
     rows: &'a [Row],
     student: &'a Row,
-    mined: Option<MinedScore>,
+    /// The score from which the teacher's candidates count, and their score.
+    mined: Option<(f32, MinedScore)>,
     boot: BootstrapConfig,
     total_seconds: f64,
 }
@@ -275,10 +284,10 @@ impl Report<'_> {
             "- keyslice mean sensitivity {}",
             difference(&cmp.summary)
         );
-        if let Some(score) = &self.mined {
+        if let Some((tau, score)) = &self.mined {
             let _ = writeln!(
                 s,
-                "\nMined by (b)'s final teacher on its training key images: {}.",
+                "\nMined by (b)'s final teacher on its training key images at score {tau}: {}.",
                 describe_score(score)
             );
         }

@@ -15,6 +15,7 @@ use uld_data::deeplesion::{LesionRecord, Split, read_png_hu};
 use uld_data::synth::{MANIFEST_FILE, Manifest, Preset};
 use uld_eval::report::write_report;
 use uld_eval::{BootstrapConfig, DetectionSet, Evaluation};
+use uld_train::mined::REVIEW_TAU;
 use uld_train::{Mode, Weights};
 
 use super::bench_mining::machine;
@@ -41,8 +42,6 @@ pub struct DemoArgs {
 
 /// Key images on the contact sheet.
 const SHEET_IMAGES: usize = 12;
-/// Score from which the report counts the teacher's candidates as mined.
-const REVIEW_TAU: f32 = 0.5;
 /// Detections shown per key image, on average over the test split.
 const SHOWN_PER_IMAGE: usize = 2;
 
