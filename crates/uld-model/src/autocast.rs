@@ -2,7 +2,7 @@
 //! or bf16) on CPU or CUDA, through the small C++ shim in
 //! `csrc/autocast.cpp` (tch 0.24 only switches CUDA autocast, in fp16).
 
-use tch::{Device, Kind};
+use tch::Device;
 
 unsafe extern "C" {
     fn uld_autocast_enter(
@@ -22,13 +22,6 @@ pub enum AutocastKind {
 }
 
 impl AutocastKind {
-    pub fn kind(self) -> Kind {
-        match self {
-            Self::Fp16 => Kind::Half,
-            Self::Bf16 => Kind::BFloat16,
-        }
-    }
-
     fn code(self) -> i32 {
         match self {
             Self::Fp16 => 0,
@@ -76,7 +69,7 @@ pub fn with_autocast<T>(device: Device, kind: AutocastKind, f: impl FnOnce() -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Tensor;
+    use tch::{Kind, Tensor};
 
     fn conv_output_kind() -> Kind {
         let x = Tensor::ones([1, 2, 8, 8], (Kind::Float, Device::Cpu));

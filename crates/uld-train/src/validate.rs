@@ -77,17 +77,21 @@ pub fn keyslice_detection_set(dets: &[KeyImageDetections]) -> DetectionSet {
     set
 }
 
-/// Key-slice ground truth from `DL_info.csv` rows (noisy rows dropped).
-pub fn keyslice_truth(records: &[LesionRecord], source: &str) -> GroundTruth {
-    let rows = records.iter().map(|r| KeySliceRow {
+/// A `DL_info.csv` row as the `keyslice` protocol reads it.
+pub fn keyslice_row(r: &LesionRecord) -> KeySliceRow {
+    KeySliceRow {
         image: r.file_name.clone(),
         bbox: r.bbox,
         long_diameter_mm: r.long_diameter_mm(),
         lesion_type: r.lesion_type.name().to_string(),
         slice_interval_mm: r.slice_interval_mm(),
         possibly_noisy: r.possibly_noisy,
-    });
-    keyslice_ground_truth(rows, true, source)
+    }
+}
+
+/// Key-slice ground truth from `DL_info.csv` rows (noisy rows dropped).
+pub fn keyslice_truth(records: &[LesionRecord], source: &str) -> GroundTruth {
+    keyslice_ground_truth(records.iter().map(keyslice_row), true, source)
 }
 
 /// A sub-volume `PPPPPP_SS_RR_FFF-LLL` to detect on.

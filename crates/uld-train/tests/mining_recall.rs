@@ -66,8 +66,7 @@ fn config(mode: Mode, steps: u64, lr: f64) -> TrainConfig {
         weight_decay: 0.0,
     };
     // Mining from the first step, a slow teacher (its confirmation bias is
-    // what breaks mining), one view (the strong view's cut-outs and
-    // rotations slow a tiny model down).
+    // what breaks mining) and one view, as the `small` preset.
     c.mining.burn_in_fraction = 0.0;
     c.mining.tau_high = 0.3;
     c.mining.tau_low = 0.2;

@@ -6,6 +6,17 @@ mod common;
 use common::uld;
 use std::path::Path;
 
+/// A few patients and training steps of the `tiny` preset, quietly.
+const TINY_RUN: [&str; 7] = [
+    "--patients",
+    "6",
+    "--preset",
+    "tiny",
+    "--set",
+    "steps=20",
+    "--quiet",
+];
+
 fn ok(args: &[&str]) -> String {
     let (ok, stdout, stderr) = uld(args);
     assert!(ok, "uld {args:?} failed: {stderr}\n{stdout}");
@@ -24,23 +35,17 @@ fn png_size(path: &Path) -> (u32, u32) {
 fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let args = [
+    let mut args = vec![
         "bench",
         "mining",
         "--out",
         out.to_str().unwrap(),
         "--data-preset",
         "tiny",
-        "--patients",
-        "6",
-        "--preset",
-        "tiny",
-        "--set",
-        "steps=20",
         "--bootstrap",
         "20",
-        "--quiet",
     ];
+    args.extend(TINY_RUN);
     let stdout = ok(&args);
     for row in [
         "| (a) supervised, partial labels |",
@@ -71,18 +76,9 @@ fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
 fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let stdout = ok(&[
-        "demo",
-        "--out",
-        out.to_str().unwrap(),
-        "--patients",
-        "6",
-        "--preset",
-        "tiny",
-        "--set",
-        "steps=20",
-        "--quiet",
-    ]);
+    let mut args = vec!["demo", "--out", out.to_str().unwrap()];
+    args.extend(TINY_RUN);
+    let stdout = ok(&args);
     assert!(stdout.contains("report: "), "{stdout}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for part in [

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure};
 use clap::Args;
-use uld_data::synth::Preset;
 use uld_eval::bootstrap::{Difference, Interval};
 use uld_eval::report::plot_frocs;
 use uld_eval::{BootstrapConfig, Evaluation, Protocol, compare_evaluations};
@@ -23,6 +22,7 @@ use uld_train::{Mode, Weights};
 
 use super::experiment::{Arm, score_on_test, synthetic_dataset, train_arm};
 use super::mined::{describe_score, mine_run};
+use super::synth::preset_config;
 use super::train::{ConfigArgs, Labels};
 
 #[derive(Args)]
@@ -87,18 +87,12 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
     }
     ensure!(args.bootstrap > 0, "--bootstrap must be at least 1");
     let start = Instant::now();
-    let Some(preset) = Preset::from_name(&args.data_preset) else {
-        bail!(
-            "unknown data preset `{}` (tiny, small or full)",
-            args.data_preset
-        );
-    };
-    let mut synth = preset.config();
-    synth.seed = args.data_seed;
-    synth.missing_fraction = args.missing_fraction;
-    if let Some(p) = args.patients {
-        synth.patients = p;
-    }
+    let synth = preset_config(
+        &args.data_preset,
+        args.data_seed,
+        args.missing_fraction,
+        args.patients,
+    )?;
     synth.validate()?;
     let config = args.config.resolve()?;
     let device = uld_train::device::open_device(&config.device)?;

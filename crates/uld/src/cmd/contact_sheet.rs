@@ -11,7 +11,7 @@ use uld_core::Box2;
 use uld_data::deeplesion::{LesionRecord, read_dl_info, read_png_hu};
 use uld_data::synth::{MANIFEST_FILE, Manifest};
 
-use super::sheet::{DEFAULT_WINDOW, GREEN, RED, Sheet};
+use super::sheet::{DEFAULT_WINDOW, GREEN, RED, Sheet, key_slice_lesions};
 
 #[derive(Args)]
 pub struct ContactSheetArgs {
@@ -76,24 +76,13 @@ pub fn run(args: &ContactSheetArgs) -> anyhow::Result<()> {
                 .copied()
                 .unwrap_or(DEFAULT_WINDOW),
         };
-        let mut boxes: Vec<(Box2, [u8; 3])> = Vec::new();
-        for r in rows_of_image {
-            boxes.push((r.bbox, GREEN));
-            labelled += 1;
-        }
-        if let Some(m) = &manifest {
-            let series = first.series_id();
-            for l in m.lesions.iter().filter(|l| l.series_id == series) {
-                let Some(b) = l.box_on(first.key_slice_png) else {
-                    continue;
-                };
-                if rows_of_image.iter().any(|r| r.bbox == b) {
-                    continue;
-                }
-                boxes.push((b, RED));
-                unlabelled += 1;
-            }
-        }
+        let lesions = key_slice_lesions(rows_of_image, manifest.as_ref());
+        let boxes: Vec<(Box2, [u8; 3])> = lesions
+            .iter()
+            .map(|&(b, is_labelled)| (b, if is_labelled { GREEN } else { RED }))
+            .collect();
+        labelled += lesions.iter().filter(|(_, l)| *l).count();
+        unlabelled += lesions.iter().filter(|(_, l)| !*l).count();
         sheet.draw(n, &slice, window, &boxes);
     }
     sheet.write(

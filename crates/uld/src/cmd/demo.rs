@@ -12,16 +12,18 @@ use std::time::Instant;
 use clap::Args;
 use uld_core::Box2;
 use uld_data::deeplesion::{LesionRecord, Split, read_png_hu};
-use uld_data::synth::{MANIFEST_FILE, Manifest, Preset};
+use uld_data::synth::{MANIFEST_FILE, Manifest};
 use uld_eval::report::write_report;
-use uld_eval::{BootstrapConfig, DetectionSet, Evaluation};
+use uld_eval::{BootstrapConfig, DetectionSet};
 use uld_train::mined::REVIEW_TAU;
 use uld_train::{Mode, Weights};
 
 use super::bench_mining::machine;
+use super::eval::headline;
 use super::experiment::{Arm, score_on_test, synthetic_dataset, train_arm};
 use super::mined::{describe_score, mine_run};
-use super::sheet::{BLUE, DEFAULT_WINDOW, GREEN, RED, Sheet, YELLOW};
+use super::sheet::{BLUE, DEFAULT_WINDOW, GREEN, RED, Sheet, YELLOW, key_slice_lesions};
+use super::synth::preset_config;
 use super::train::{ConfigArgs, Labels};
 
 #[derive(Args)]
@@ -60,10 +62,7 @@ fn score_for_average_count(detections: &DetectionSet, per_image: usize) -> f32 {
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let mut synth = Preset::Small.config();
-    if let Some(p) = args.patients {
-        synth.patients = p;
-    }
+    let synth = preset_config("small", 0, 0.5, args.patients)?;
     synth.validate()?;
     let mut config = args.config.resolve()?;
     if args.config.mode.is_none() {
@@ -189,24 +188,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn headline(e: &Evaluation) -> String {
-    let k = e.summary_count.min(e.fp_points.len());
-    let ci = |i: Option<&uld_eval::bootstrap::Interval>| {
-        i.map_or(String::new(), |i| format!(" [{:.3}, {:.3}]", i.low, i.high))
-    };
-    let iv = e.intervals.as_ref();
-    format!(
-        "mean sensitivity at {}-{} FP per {} {:.3}{}, AP {:.3}{}",
-        e.fp_points[0],
-        e.fp_points[k - 1],
-        e.protocol.unit(),
-        e.metrics.summary,
-        ci(iv.map(|i| &i.summary)),
-        e.metrics.ap,
-        ci(iv.map(|i| &i.ap)),
-    )
-}
-
 /// A key image's name, its first row, and every lesion on it with
 /// whether it is labelled.
 type KeySliceLesions<'a> = (&'a str, &'a LesionRecord, Vec<(Box2, bool)>);
@@ -235,19 +216,7 @@ fn contact_sheet(
     // every lesion on each key slice, and whether it is labelled
     let mut images: Vec<KeySliceLesions> = labelled
         .iter()
-        .map(|(name, rows)| {
-            let first = rows[0];
-            let series = first.series_id();
-            let mut lesions: Vec<(Box2, bool)> = rows.iter().map(|r| (r.bbox, true)).collect();
-            for l in manifest.lesions.iter().filter(|l| l.series_id == series) {
-                if let Some(b) = l.box_on(first.key_slice_png)
-                    && !rows.iter().any(|r| r.bbox == b)
-                {
-                    lesions.push((b, false));
-                }
-            }
-            (*name, first, lesions)
-        })
+        .map(|(name, rows)| (*name, rows[0], key_slice_lesions(rows, Some(&manifest))))
         .collect();
     images.sort_by_key(|(_, _, lesions)| lesions.iter().all(|(_, l)| *l));
     images.truncate(SHEET_IMAGES);

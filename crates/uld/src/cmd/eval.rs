@@ -12,6 +12,7 @@ use uld_eval::{
     BootstrapConfig, DetectionSet, EvalConfig, GroundTruth, KeySliceRow, KeySliceVariant,
     LensSplit, Protocol, compare, evaluate, keyslice_ground_truth, read_harvester, read_lens,
 };
+use uld_train::validate::keyslice_row;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolArg {
@@ -143,16 +144,9 @@ fn ground_truth(args: &EvalArgs, variant: KeySliceVariant) -> anyhow::Result<Gro
             let records = read_dl_info(&args.gt)?;
             let total = records.len();
             let rows: Vec<KeySliceRow> = records
-                .into_iter()
+                .iter()
                 .filter(|r| split.is_none_or(|s| r.split == s))
-                .map(|r| KeySliceRow {
-                    long_diameter_mm: r.long_diameter_mm(),
-                    slice_interval_mm: r.slice_interval_mm(),
-                    lesion_type: r.lesion_type.name().to_string(),
-                    bbox: r.bbox,
-                    possibly_noisy: r.possibly_noisy,
-                    image: r.file_name,
-                })
+                .map(keyslice_row)
                 .collect();
             if rows.is_empty() {
                 bail!(
@@ -241,7 +235,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn headline(e: &uld_eval::Evaluation) -> String {
+/// One line with the protocol, its counts, the mean sensitivity and AP
+/// (with bootstrap intervals when computed).
+pub fn headline(e: &uld_eval::Evaluation) -> String {
     let k = e.summary_count.min(e.fp_points.len());
     let mut s = format!(
         "{} ({} {}s, {} lesions, {} detections): mean sensitivity at {}-{} FP {:.4}",
@@ -261,6 +257,9 @@ fn headline(e: &uld_eval::Evaluation) -> String {
         s += &format!(" (clamped {:.4})", e.metrics.summary_clamped);
     }
     s += &format!(", AP {:.4}", e.metrics.ap);
+    if let Some(iv) = &e.intervals {
+        s += &format!(" [{:.4}, {:.4}]", iv.ap.low, iv.ap.high);
+    }
     s
 }
 

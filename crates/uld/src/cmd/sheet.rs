@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use uld_core::Box2;
-use uld_data::deeplesion::HuSlice;
+use uld_data::deeplesion::{HuSlice, LesionRecord};
+use uld_data::synth::Manifest;
 
 use super::raster::{draw_rect, write_rgb};
 
@@ -17,6 +18,25 @@ pub const BLUE: [u8; 3] = [60, 140, 255];
 pub const DEFAULT_WINDOW: [f32; 2] = [-175.0, 275.0];
 
 const GAP: usize = 4;
+
+/// The lesions on one key image, given its `DL_info.csv` rows: each
+/// labelled box (`true`), then, where a synth manifest is given, every other
+/// lesion its slice cuts (`false`).
+pub fn key_slice_lesions(rows: &[&LesionRecord], manifest: Option<&Manifest>) -> Vec<(Box2, bool)> {
+    let mut lesions: Vec<(Box2, bool)> = rows.iter().map(|r| (r.bbox, true)).collect();
+    let (Some(first), Some(manifest)) = (rows.first(), manifest) else {
+        return lesions;
+    };
+    let series = first.series_id();
+    for l in manifest.lesions.iter().filter(|l| l.series_id == series) {
+        if let Some(b) = l.box_on(first.key_slice_png)
+            && !rows.iter().any(|r| r.bbox == b)
+        {
+            lesions.push((b, false));
+        }
+    }
+    lesions
+}
 
 pub struct Sheet {
     columns: usize,

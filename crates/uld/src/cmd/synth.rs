@@ -58,16 +58,13 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let Some(preset) = Preset::from_name(&args.preset) else {
-        bail!("unknown preset `{}` (tiny, small or full)", args.preset);
-    };
-    let mut config = preset.config();
-    config.seed = args.seed;
-    config.missing_fraction = args.missing_fraction;
+    let mut config = preset_config(
+        &args.preset,
+        args.seed,
+        args.missing_fraction,
+        args.patients,
+    )?;
     config.train_lesion_types = args.train_lesion_types;
-    if let Some(p) = args.patients {
-        config.patients = p;
-    }
     if let Some(s) = args.image_size {
         config.image_size = s;
     }
@@ -82,6 +79,26 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         println!("{stats}");
     }
     Ok(())
+}
+
+/// The settings of preset `name` (tiny, small, full) with this seed, share
+/// of unlabelled lesions and, if given, patient count.
+pub fn preset_config(
+    name: &str,
+    seed: u64,
+    missing_fraction: f64,
+    patients: Option<usize>,
+) -> anyhow::Result<SynthConfig> {
+    let Some(preset) = Preset::from_name(name) else {
+        bail!("unknown synthetic data preset `{name}` (tiny, small or full)");
+    };
+    let mut config = preset.config();
+    config.seed = seed;
+    config.missing_fraction = missing_fraction;
+    if let Some(p) = patients {
+        config.patients = p;
+    }
+    Ok(config)
 }
 
 /// Writes the synthetic dataset of `config` to `out` with a progress bar
