@@ -100,6 +100,28 @@ impl MiningConfig {
         Ok(())
     }
 
+    /// What the student learns from the teacher, as a phrase: "learned
+    /// ... as lesions ...".
+    pub fn rule(&self) -> String {
+        let weights = if self.soft_weights {
+            ", weighted by their score"
+        } else {
+            ""
+        };
+        let mut rule = format!(
+            "learned the teacher's predictions scoring at least {} as lesions (at most {} per \
+             image{weights})",
+            self.tau_high, self.max_pseudo_per_image
+        );
+        if self.ignore_band {
+            rule.push_str(&format!(
+                " and ignored those in [{}, {})",
+                self.tau_low, self.tau_high
+            ));
+        }
+        rule
+    }
+
     /// The step at which mining starts in a run of `steps`.
     pub fn burn_in_steps(&self, steps: u64) -> u64 {
         (steps as f64 * self.burn_in_fraction).round() as u64
@@ -233,5 +255,18 @@ mod tests {
                 .contains("mining.tau_low")
         );
         assert_eq!(MiningConfig::default().burn_in_steps(1000), 150);
+    }
+
+    #[test]
+    fn the_rule_names_the_switches_that_are_on() {
+        let banded = MiningConfig::default().rule();
+        assert!(banded.contains("at least 0.5") && banded.contains("ignored those in [0.3, 0.5)"));
+        let soft = MiningConfig {
+            ignore_band: false,
+            soft_weights: true,
+            ..MiningConfig::default()
+        }
+        .rule();
+        assert!(soft.contains("weighted by their score") && !soft.contains("ignored"));
     }
 }

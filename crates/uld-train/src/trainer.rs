@@ -91,8 +91,13 @@ pub struct Student {
 }
 
 impl Student {
+    /// Seeded from `config.seed`: the same seed gives the same weights,
+    /// also while other runs start in the same process.
     pub fn new(config: &TrainConfig) -> Result<Self> {
         let device = open_device(&config.device)?;
+        // libtorch has one random generator per process.
+        static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _seeding = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
         tch::manual_seed(config.seed as i64);
         let store = VarStore::new(device);
         let detector = FcosDetector::new(&store.root(), &config.model)?;

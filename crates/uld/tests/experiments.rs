@@ -70,6 +70,21 @@ fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
     assert!(again.contains("reusing the synthetic dataset"), "{again}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("trained earlier"), "{report}");
+
+    // The runs train at once, on one thread each: the same benchmark from
+    // scratch elsewhere gives the same numbers.
+    let elsewhere = dir.path().join("bench_again");
+    args[3] = elsewhere.to_str().unwrap();
+    let results = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| (") || l.starts_with("- "))
+            .map(String::from)
+            .collect()
+    };
+    let repeated = ok(&args);
+    assert_eq!(results(&repeated), results(&stdout));
+    assert_eq!(results(&stdout).len(), 7, "{stdout}");
 }
 
 #[test]

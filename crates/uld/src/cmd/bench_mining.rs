@@ -11,14 +11,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, ensure};
+use anyhow::{anyhow, bail, ensure};
 use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use uld_data::deeplesion::LesionRecord;
 use uld_eval::bootstrap::{Difference, Interval};
 use uld_eval::report::plot_frocs;
 use uld_eval::{BootstrapConfig, Evaluation, Protocol, compare_evaluations};
 use uld_train::mined::{MinedScore, REVIEW_TAU};
 use uld_train::validate::{SplitScores, eval_config};
-use uld_train::{Mode, Weights};
+use uld_train::{Mode, TrainConfig, Weights};
 
 use super::experiment::{Arm, score_on_test, synthetic_dataset, train_arm};
 use super::mined::{describe_score, mine_run};
@@ -45,6 +47,18 @@ pub struct MiningBenchArgs {
     pub data_seed: u64,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Training steps of each run, the learning-rate decay stretched to
+    /// match. Default: 3000 with the `small` preset (twice `uld demo`'s
+    /// schedule: mining needs a teacher that has learned the lesions
+    /// first), else the configuration's own steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Runs trained at once. Above 1, each trains on one CPU thread, which
+    /// on CPU makes a run bit-reproducible: the same command gives the
+    /// same table. 1 trains them one after another with the
+    /// configuration's threads.
+    #[arg(long, default_value_t = 3)]
+    pub jobs: usize,
     /// Bootstrap replicates of the confidence intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -52,6 +66,9 @@ pub struct MiningBenchArgs {
     #[arg(long)]
     pub quiet: bool,
 }
+
+/// Steps of each run with the `small` preset, unless `--steps` says.
+pub const SMALL_STEPS: u64 = 3000;
 
 pub const ARMS: [Arm; 3] = [
     Arm {
@@ -94,7 +111,7 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
         args.patients,
     )?;
     synth.validate()?;
-    let config = args.config.resolve()?;
+    let config = run_config(args)?;
     let device = uld_train::device::open_device(&config.device)?;
     let data = args.out.join("data");
     let records = synthetic_dataset(&data, &synth, !args.quiet)?;
@@ -102,13 +119,13 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
         replicates: args.bootstrap,
         ..BootstrapConfig::default()
     };
+    let seconds = train_arms(args, &data, &records, &config)?;
+    if config.threads > 0 {
+        tch::set_num_threads(config.threads);
+    }
     let mut rows = Vec::new();
-    for arm in &ARMS {
+    for (arm, seconds) in ARMS.iter().zip(seconds) {
         let dir = args.out.join(arm.name);
-        let started = Instant::now();
-        let outcome = train_arm(&data, &records, &dir, &config, arm, !args.quiet)?;
-        let seconds =
-            (outcome.resumed_from != Some(outcome.steps)).then(|| started.elapsed().as_secs_f64());
         let scores = score_on_test(&data, &records, &dir, Weights::Best, device, boot)?;
         rows.push(Row {
             title: arm.title.to_string(),
@@ -148,6 +165,82 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
     plot_all(&args.out, &rows)?;
     println!("report: {}", path.display());
     Ok(())
+}
+
+/// The configuration of every run: the arguments' one, over `--steps`
+/// steps or [`SMALL_STEPS`] for the `small` preset.
+fn run_config(args: &MiningBenchArgs) -> anyhow::Result<TrainConfig> {
+    let config = args.config.resolve()?;
+    let steps_set = args
+        .config
+        .overrides
+        .iter()
+        .any(|o| o.split('=').next().map(str::trim) == Some("steps"));
+    let small = args.config.config.is_none() && args.config.preset == "small";
+    let steps = args
+        .steps
+        .or_else(|| (small && !steps_set).then_some(SMALL_STEPS));
+    let config = match steps {
+        Some(steps) => config.with_steps(steps),
+        None => config,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Trains the arms, `args.jobs` at a time, and returns each one's training
+/// seconds in this call (`None` for a run finished earlier).
+fn train_arms(
+    args: &MiningBenchArgs,
+    data: &Path,
+    records: &[LesionRecord],
+    config: &TrainConfig,
+) -> anyhow::Result<Vec<Option<f64>>> {
+    ensure!(args.jobs > 0, "--jobs must be at least 1");
+    let config = if args.jobs > 1 {
+        TrainConfig {
+            threads: 1,
+            ..config.clone()
+        }
+    } else {
+        config.clone()
+    };
+    let bars = MultiProgress::new();
+    if args.quiet {
+        bars.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let mut seconds = Vec::new();
+    for arms in ARMS.chunks(args.jobs) {
+        for arm in arms {
+            println!("{}", arm.header(&args.out.join(arm.name)));
+        }
+        let results: Vec<anyhow::Result<Option<f64>>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = arms
+                .iter()
+                .map(|arm| {
+                    let bar = bars.add(ProgressBar::new(0));
+                    bar.set_prefix(arm.title.split(' ').next().unwrap_or(arm.name));
+                    let (dir, config) = (args.out.join(arm.name), &config);
+                    scope.spawn(move || {
+                        let started = Instant::now();
+                        let outcome = train_arm(data, records, &dir, config, arm, bar)?;
+                        Ok((outcome.resumed_from != Some(outcome.steps))
+                            .then(|| started.elapsed().as_secs_f64()))
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a training thread panicked")))
+                })
+                .collect()
+        });
+        for result in results {
+            seconds.push(result?);
+        }
+    }
+    Ok(seconds)
 }
 
 fn plot_all(out: &Path, rows: &[Row]) -> anyhow::Result<()> {
@@ -300,7 +393,7 @@ impl Report<'_> {
         let _ = writeln!(
             s,
             "Data: synthetic `{}` preset, {} patients, seed {}, {:.0}% of lesions unlabelled \
-             (`{}`). Each run: training preset `{}`, {} steps, the same seed; (c) trains on \
+             (`{}`). Each run: training preset `{}`, {} steps, the same seed, {}; (c) trains on \
              every lesion of the same training key images. Test split: `harvester` against \
              its complete annotations, `keyslice` against its partial `DL_info.csv` labels; \
              each run is scored with its best validated weights (the teacher for (b)).\n",
@@ -311,6 +404,14 @@ impl Report<'_> {
             self.args.out.join("data").display(),
             self.args.config.preset,
             self.steps,
+            if self.args.jobs > 1 {
+                format!(
+                    "{} runs at a time on one CPU thread each",
+                    self.args.jobs.min(ARMS.len())
+                )
+            } else {
+                "one run at a time".to_string()
+            },
         );
         s.push_str(&self.table());
         let _ = writeln!(s, "\nTraining time (this invocation):\n");

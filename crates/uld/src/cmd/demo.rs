@@ -24,7 +24,7 @@ use super::experiment::{Arm, score_on_test, synthetic_dataset, train_arm};
 use super::mined::{describe_score, mine_run};
 use super::sheet::{BLUE, DEFAULT_WINDOW, GREEN, RED, Sheet, YELLOW, key_slice_lesions};
 use super::synth::preset_config;
-use super::train::{ConfigArgs, Labels};
+use super::train::{ConfigArgs, Labels, progress_bar};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -81,7 +81,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         labels: Labels::Partial,
     };
     let run_dir = args.out.join(arm.name);
-    train_arm(&data, &records, &run_dir, &config, &arm, !args.quiet)?;
+    println!("{}", arm.header(&run_dir));
+    train_arm(
+        &data,
+        &records,
+        &run_dir,
+        &config,
+        &arm,
+        progress_bar(!args.quiet),
+    )?;
     println!("scoring on the test split");
     let scores = score_on_test(
         &data,
@@ -101,8 +109,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(h) = &scores.harvester {
         write_report(&args.out.join("eval_harvester"), &h.evaluation, title, true)?;
     }
-    // A preset that learns no pseudo lesions (tau_high 1) still shows
-    // what its teacher would mine at REVIEW_TAU.
+    // A run that learns only its teacher's surest boxes (tau_high above
+    // REVIEW_TAU) still shows what its teacher would mine at REVIEW_TAU.
     let review_tau = config.mining.tau_high.min(REVIEW_TAU);
     let mined = match config.mode {
         Mode::Mining => mine_run(
@@ -160,12 +168,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(score) = &mined {
         let _ = writeln!(
             report,
-            "## Mined lesions\n\nThe run ignored the teacher's predictions scoring in \
-             [{}, {}) and learned those above as lesions. At score {review_tau} its final \
-             teacher mines on the training key images: {}. Export them for review with \
+            "## Mined lesions\n\nAfter a supervised burn-in of {:.0}% of the steps, the \
+             student {}. At score {review_tau} its \
+             final teacher mines on the training key images: {}. Export them for review with \
              `uld mined --model {} --data {} --tau-high {review_tau}`.\n",
-            config.mining.tau_low,
-            config.mining.tau_high,
+            100.0 * config.mining.burn_in_fraction,
+            config.mining.rule(),
             describe_score(score),
             run_dir.display(),
             data.display()

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, ensure};
+use indicatif::ProgressBar;
 use uld_data::deeplesion::{LesionRecord, Split, read_dl_info};
 use uld_data::synth::{DL_INFO_FILE, MANIFEST_FILE, Manifest, SynthConfig};
 use uld_eval::BootstrapConfig;
@@ -55,21 +56,28 @@ pub struct Arm {
     pub labels: Labels,
 }
 
-/// Trains `arm` in `dir` from `base` (resuming an interrupted run there).
+impl Arm {
+    /// The line announcing the run in `dir`.
+    pub fn header(&self, dir: &Path) -> String {
+        format!("== {} ({}) in {}", self.title, self.name, dir.display())
+    }
+}
+
+/// Trains `arm` in `dir` from `base` (resuming an interrupted run there),
+/// showing its progress on `bar`.
 pub fn train_arm(
     data: &Path,
     records: &[LesionRecord],
     dir: &Path,
     base: &TrainConfig,
     arm: &Arm,
-    progress: bool,
+    bar: ProgressBar,
 ) -> anyhow::Result<Outcome> {
     let config = TrainConfig {
         mode: arm.mode,
         ..base.clone()
     };
-    println!("== {} ({}) in {}", arm.title, arm.name, dir.display());
-    train_on(data, records, dir, &config, arm.labels, progress)
+    train_on(data, records, dir, &config, arm.labels, bar)
 }
 
 /// Detects with the run's `weights` on the test split and scores the

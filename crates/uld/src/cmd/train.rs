@@ -142,7 +142,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         &args.out,
         &config,
         args.labels,
-        !args.quiet,
+        progress_bar(!args.quiet),
     )?;
     println!(
         "trained {} steps{} in {}",
@@ -155,15 +155,25 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bar drawn on the terminal, or a hidden one.
+pub fn progress_bar(visible: bool) -> ProgressBar {
+    if visible {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
 /// Trains on the `train` split of `records`, validating on the `val` split
-/// (and on its complete annotations, where `uld synth` wrote them).
+/// (and on its complete annotations, where `uld synth` wrote them). Shows
+/// its progress on `bar`, prefixed by `bar`'s prefix or `train`.
 pub fn train_on(
     root: &Path,
     records: &[LesionRecord],
     out: &Path,
     config: &TrainConfig,
     labels: Labels,
-    progress: bool,
+    bar: ProgressBar,
 ) -> anyhow::Result<uld_train::Outcome> {
     let mut images = training_images(root, records, config)?;
     let mut student = Student::new(config)?;
@@ -183,7 +193,7 @@ pub fn train_on(
     let mut objective = objective(config, device, complete)?;
     let dataset = dataset(images, config, objective.views())?;
     let mut validator = split_validator(root, records, Split::Val, config, device)?;
-    let mut bar = ProgressObserver::new(progress);
+    let mut bar = ProgressObserver::new(bar);
     let outcome = train(
         out,
         config,
@@ -281,12 +291,7 @@ struct ProgressObserver {
 }
 
 impl ProgressObserver {
-    fn new(visible: bool) -> Self {
-        let bar = if visible {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
+    fn new(bar: ProgressBar) -> Self {
         bar.set_style(
             ProgressStyle::with_template(
                 "{prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta} left)",
@@ -294,7 +299,9 @@ impl ProgressObserver {
             .expect("a valid template")
             .progress_chars("=> "),
         );
-        bar.set_prefix("train");
+        if bar.prefix().is_empty() {
+            bar.set_prefix("train");
+        }
         Self {
             bar,
             mined: MinedScore::default(),
