@@ -16,6 +16,7 @@ use crate::batch::{annotated_targets, images_tensor};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
 use crate::mining::{MiningConfig, merge_pseudo_labels};
+use crate::trainer::build_detector;
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -105,7 +106,7 @@ impl Mining {
         complete: Option<CompleteAnnotations>,
     ) -> Result<Self> {
         let teacher_store = VarStore::new(device);
-        let teacher = FcosDetector::new(&teacher_store.root(), model)?;
+        let teacher = build_detector(&teacher_store, model, None)?;
         Ok(Self {
             burn_in: config.burn_in_steps(steps),
             config,

@@ -14,6 +14,7 @@ use uld_model::FcosDetector;
 
 use crate::checkpoint::restore;
 use crate::config::TrainConfig;
+use crate::trainer::build_detector;
 
 pub struct TrainedDetector {
     pub config: TrainConfig,
@@ -93,7 +94,7 @@ pub fn load_trained_with(
         config.set(assignment)?;
     }
     let mut store = VarStore::new(device);
-    let detector = FcosDetector::new(&store.root(), &config.model)?;
+    let detector = build_detector(&store, &config.model, None)?;
     let bad = |m: String| Error::data(Location::file(&weights), m);
     let named =
         Tensor::read_safetensors(&weights).map_err(|e| bad(format!("cannot read weights: {e}")))?;

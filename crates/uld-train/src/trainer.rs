@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use uld_core::{Error, Result, write_atomically};
 use uld_data::loader::{Dataset, DeepLesionDataset, Loader};
-use uld_model::{Detector, FcosDetector};
+use uld_model::{Detector, FcosDetector, ModelConfig};
 
 use crate::checkpoint::{load_latest, save_checkpoint};
 use crate::config::TrainConfig;
@@ -95,14 +95,28 @@ impl Student {
     /// also while other runs start in the same process.
     pub fn new(config: &TrainConfig) -> Result<Self> {
         let device = open_device(&config.device)?;
-        // libtorch has one random generator per process.
-        static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _seeding = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
-        tch::manual_seed(config.seed as i64);
         let store = VarStore::new(device);
-        let detector = FcosDetector::new(&store.root(), &config.model)?;
+        let detector = build_detector(&store, &config.model, Some(config.seed))?;
         Ok(Self { store, detector })
     }
+}
+
+/// Builds a detector's variables in `store`, from `seed` if given.
+///
+/// libtorch has one random generator per process and building draws from
+/// it, so every build in uld goes through here: a seeded build then gets
+/// the same weights while other threads build models too.
+pub fn build_detector(
+    store: &VarStore,
+    model: &ModelConfig,
+    seed: Option<u64>,
+) -> Result<FcosDetector> {
+    static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _drawing = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(seed) = seed {
+        tch::manual_seed(seed as i64);
+    }
+    FcosDetector::new(&store.root(), model)
 }
 
 /// Trains `student` on `dataset` for `config.steps` steps in `dir`,
