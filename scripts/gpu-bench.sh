@@ -7,7 +7,6 @@
 set -euo pipefail
 uld=${1:?usage: scripts/gpu-bench.sh PATH/TO/uld [PYTHON]}
 python=${2:-python3}
-here=$(cd "$(dirname "$0")/.." && pwd)
 torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -20,6 +19,6 @@ for preset in small deeplesion; do
       --set precision="$precision" --set loader.workers=8 --steps 30 --warmup 5
   done
 done
-reference="$here/crates/uld-model/bench/reference_model.py"
-"$uld" bench model --device cuda --preset small --batch 8 --python "$python" --reference "$reference"
-"$uld" bench model --device cuda --preset deeplesion --batch 4 --python "$python" --reference "$reference"
+# The PyTorch reference script is built into the binary (--reference overrides it).
+"$uld" bench model --device cuda --preset small --batch 8 --python "$python"
+"$uld" bench model --device cuda --preset deeplesion --batch 4 --python "$python"

@@ -12,6 +12,21 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomically_via(path, |tmp| {
+        let mut out = BufWriter::new(File::create(tmp)?);
+        fill(&mut out)?;
+        out.flush()
+    })
+}
+
+/// [`write_atomically`] for writers that create the file themselves (a
+/// library that takes a path, such as a tensor serialiser): `write` fills
+/// the temporary path it is given, which is then synced and renamed into
+/// place, and the folder is synced so the rename survives a crash.
+pub fn write_atomically_via(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -25,14 +40,17 @@ pub fn write_atomically(
         std::process::id()
     ));
     let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        fill(&mut out)?;
-        out.flush()?;
-        out.get_ref().sync_all()?;
-        drop(out);
-        std::fs::rename(&tmp, path)
+        write(&tmp)?;
+        File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // A folder opened read-only can be synced on Unix; elsewhere the
+        // rename is as durable as the platform makes it.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     })();
-    result.map_err(|e| {
+    result.map_err(|e: std::io::Error| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
@@ -57,6 +75,23 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first");
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 1, "the temporary file is removed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_writer_that_fails_through_its_own_path_leaves_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("uld-atomic-via-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("weights.bin");
+        write_atomically_via(&path, |tmp| std::fs::write(tmp, b"old")).unwrap();
+        let err = write_atomically_via(&path, |tmp| {
+            std::fs::write(tmp, b"half")?;
+            Err(std::io::Error::other("out of memory"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("weights.bin"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,7 +9,7 @@ pub mod overrides;
 pub mod testdata;
 pub mod volume;
 
-pub use atomic::write_atomically;
+pub use atomic::{write_atomically, write_atomically_via};
 pub use boxes::{Box2, Box3};
 pub use error::{Error, Location, Result};
 pub use nms::{nms, nms_limited};

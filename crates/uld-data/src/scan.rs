@@ -11,6 +11,8 @@ use uld_core::{Error, Location, Result, Volume};
 use crate::deeplesion::{SeriesFolder, SeriesGeometry, read_dl_info};
 use crate::dicom::{SeriesOptions, load_dicom_series, read_dicom_file};
 use crate::nifti::{NiftiContent, read_nifti_auto, read_nifti_dims};
+// The check lives in a leaf module that the DICOM series reader uses too.
+pub use crate::voxel_limit::check_size;
 
 /// What kind of input a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -144,25 +146,6 @@ pub fn open_scan(path: &Path, options: &ScanOptions) -> Result<Scan> {
         series_uid,
         first_png,
     })
-}
-
-/// An error when `dims` hold more than `max_voxels` voxels.
-pub fn check_size(path: &Path, dims: [usize; 3], max_voxels: Option<u64>) -> Result<()> {
-    let voxels = dims.iter().map(|&d| d as u64).product::<u64>();
-    match max_voxels {
-        Some(max) if voxels > max => Err(Error::data(
-            Location::file(path),
-            format!(
-                "too large: {} x {} x {} = {voxels} voxels ({} MiB as 16-bit HU), more than the {max} voxels ({} MiB) allowed",
-                dims[0],
-                dims[1],
-                dims[2],
-                (voxels * 2) >> 20,
-                (max * 2) >> 20
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn check_2d(path: &Path, dims: [usize; 3], options: &ScanOptions) -> Result<()> {
@@ -318,17 +301,6 @@ mod tests {
         assert_eq!(scan_name(Path::new("/a/000001_01_01")), "000001_01_01");
         assert_eq!(scan_name(Path::new("/a/slice.dcm")), "slice");
         assert_eq!(scan_name(Path::new("/a/.nii")), ".nii");
-    }
-
-    #[test]
-    fn size_limit_names_the_dimensions_and_the_limit() {
-        assert!(check_size(Path::new("ct"), [512, 512, 100], None).is_ok());
-        assert!(check_size(Path::new("ct"), [512, 512, 4], Some(512 * 512 * 4)).is_ok());
-        let err = check_size(Path::new("ct"), [512, 512, 100], Some(1 << 20))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("ct: too large: 512 x 512 x 100"), "{err}");
-        assert!(err.contains("50 MiB") && err.contains("2 MiB"), "{err}");
     }
 
     #[test]

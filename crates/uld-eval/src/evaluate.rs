@@ -106,6 +106,36 @@ pub struct Evaluation {
     pub outcomes: Outcomes,
 }
 
+impl Evaluation {
+    /// One line: protocol, units, lesions, detections, the mean sensitivity
+    /// over the summary's FP points and AP, with intervals when computed.
+    pub fn headline(&self) -> String {
+        let k = self.summary_count.min(self.fp_points.len());
+        let mut s = format!(
+            "{} ({} {}s, {} lesions, {} detections): mean sensitivity at {}-{} FP {:.4}",
+            self.protocol.name(),
+            self.units,
+            self.protocol.unit(),
+            self.lesions,
+            self.detections,
+            self.fp_points[0],
+            self.fp_points[k - 1],
+            self.metrics.summary,
+        );
+        if let Some(iv) = &self.intervals {
+            s += &format!(" [{:.4}, {:.4}]", iv.summary.low, iv.summary.high);
+        }
+        if self.metrics.summary != self.metrics.summary_clamped {
+            s += &format!(" (clamped {:.4})", self.metrics.summary_clamped);
+        }
+        s += &format!(", AP {:.4}", self.metrics.ap);
+        if let Some(iv) = &self.intervals {
+            s += &format!(" [{:.4}, {:.4}]", iv.ap.low, iv.ap.high);
+        }
+        s
+    }
+}
+
 fn check_ground_truth(protocol: Protocol, gt: &GroundTruth) -> Result<()> {
     if protocol == Protocol::Harvester
         && let Some((u, l)) = gt.units.iter().find_map(|u| {

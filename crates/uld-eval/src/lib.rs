@@ -13,7 +13,8 @@
 //! overlaps with inclusive `+1` extents ([`overlap`]); matching, duplicates,
 //! NaN overlaps and tie order ([`score`]); interpolation at exact FP counts
 //! and past the curve's end ([`interp`]); AP ([`metrics::Curve::average_precision`]);
-//! the ground-truth conventions ([`readers`]); the detection file ([`detections`]).
+//! the ground-truth conventions ([`readers`]); the detection file ([`detections`]);
+//! the per-scan lesion JSON of `uld detect SCAN` ([`scan_detections`]).
 //!
 //! Typical use: read ground truth ([`read_harvester`], [`read_lens`],
 //! [`keyslice_ground_truth`]) and detections ([`DetectionSet::read`]), call
@@ -31,6 +32,7 @@ pub mod plot;
 pub mod protocol;
 pub mod readers;
 pub mod report;
+pub mod scan_detections;
 pub mod score;
 
 pub use bootstrap::{BootstrapConfig, Comparison};

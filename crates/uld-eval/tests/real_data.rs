@@ -286,7 +286,8 @@ fn reports_and_plots_are_written() {
 /// 0`, by its own box moved by a few pixels, with score
 /// `(2 ((i K1) mod 2^21) + 2) / 2^22`; unit `u` gets `u % 4` false
 /// positives `j` (counted over all units) with odd numerators, so no two
-/// scores tie.
+/// scores tie. `reference/pinned_reference.py` rebuilds the same set
+/// (change the two together).
 fn pinned_detections(gt: &GroundTruth, slices: bool) -> DetectionSet {
     const K1: u64 = 2_654_435_761;
     const K2: u64 = 40_503;
@@ -347,6 +348,10 @@ fn pinned_detections(gt: &GroundTruth, slices: bool) -> DetectionSet {
 /// part 3 + `voc_ap`, LENS `FROC` + `sens_at_FP`) run with numpy 2.4.6 and
 /// scipy 1.17.1 on the same ground truth and detections, printed with
 /// `repr`. uld must equal them to the last bit.
+///
+/// `reference/pinned_reference.py` beside this file regenerates every one of
+/// them from the shared data and checks them against this test; the command
+/// is in `reference/README.md`.
 #[test]
 fn pinned_detections_score_exactly_as_the_reference_code() {
     let check = |name: &str, e: &uld_eval::Evaluation, sens: &[f64], ap: f64| {

@@ -342,7 +342,6 @@ mod tests {
         };
         let t = bench_step(&cfg, &opts).unwrap();
         assert_eq!(t.seconds.len(), 2);
-        assert!(t.median() > 0.0);
         assert_eq!(bench_predict(&cfg, &opts).unwrap().seconds.len(), 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.safetensors");

@@ -1,6 +1,8 @@
-//! The [`Detector`] trait a trainer drives, and the FCOS-style 2.5D detector
-//! that implements it.
+//! The [`Detector`] trait a trainer drives, [`BuildDetector`] and
+//! [`build_detector`] that make one from a configuration, and the
+//! FCOS-style 2.5D detector that implements them.
 
+use tch::nn::VarStore;
 use tch::{Device, Tensor, nn};
 use uld_core::{Error, Result};
 
@@ -9,7 +11,7 @@ use crate::config::ModelConfig;
 use crate::decode::{Detection, decode};
 use crate::fpn::Fpn;
 use crate::head::{Head, HeadOutput, LevelShape};
-use crate::loss::{BatchTargets, LossTerms, detection_loss};
+use crate::loss::{BatchTargets, FcosLoss, LossTerms, detection_loss};
 use crate::targets::{ImageTargets, assign};
 
 /// What a trainer needs from a detector, so a teacher-student trainer can
@@ -22,6 +24,33 @@ pub trait Detector {
 
     /// Detections per image, best first, in network-input pixels.
     fn predict(&self, images: &Tensor) -> Vec<Vec<Detection>>;
+}
+
+/// A detector a trainer can make without knowing its type: its variables
+/// are created under an `nn::Path` of a variable store, from the run's
+/// model configuration (a detector reads the parts it uses; every one takes
+/// `input.slices` slices per image).
+pub trait BuildDetector: Detector + Sized + 'static {
+    fn build(p: &nn::Path, config: &ModelConfig) -> Result<Self>;
+}
+
+/// Builds a `D` with its variables at the root of `store`, from `seed` if
+/// given.
+///
+/// libtorch has one random generator per process and building draws from
+/// it, so every build in uld goes through here: a seeded build then gets
+/// the same weights while other threads build models too.
+pub fn build_detector<D: BuildDetector>(
+    store: &VarStore,
+    config: &ModelConfig,
+    seed: Option<u64>,
+) -> Result<D> {
+    static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _drawing = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(seed) = seed {
+        tch::manual_seed(seed as i64);
+    }
+    D::build(&store.root(), config)
 }
 
 /// Backbone, FPN, optional 3DCE fusion and the anchor-free head.
@@ -148,7 +177,7 @@ impl FcosDetector {
     }
 
     /// The loss of a batch against targets from [`Self::batch_targets`].
-    pub fn loss_with_targets(&self, images: &Tensor, targets: &BatchTargets) -> LossTerms {
+    pub fn loss_with_targets(&self, images: &Tensor, targets: &BatchTargets) -> FcosLoss {
         let out = self.forward(images);
         let (_, _, h, w) = images.size4().expect("images are [N, slices, H, W]");
         assert_eq!(
@@ -181,6 +210,12 @@ impl FcosDetector {
     }
 }
 
+impl BuildDetector for FcosDetector {
+    fn build(p: &nn::Path, config: &ModelConfig) -> Result<Self> {
+        Self::new(p, config)
+    }
+}
+
 impl Detector for FcosDetector {
     fn loss(&self, images: &Tensor, targets: &[ImageTargets], _train: bool) -> LossTerms {
         // No layer here behaves differently in training (GroupNorm and frozen
@@ -188,7 +223,7 @@ impl Detector for FcosDetector {
         let (n, _, h, w) = images.size4().expect("images are [N, slices, H, W]");
         assert_eq!(n, targets.len() as i64, "one target set per image");
         let t = self.batch_targets(targets, h, w, images.device());
-        self.loss_with_targets(images, &t)
+        self.loss_with_targets(images, &t).into()
     }
 
     fn predict(&self, images: &Tensor) -> Vec<Vec<Detection>> {

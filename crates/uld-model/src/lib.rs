@@ -21,7 +21,7 @@ pub mod targets;
 
 pub use config::ModelConfig;
 pub use decode::Detection;
-pub use detector::{Detector, FcosDetector};
+pub use detector::{BuildDetector, Detector, FcosDetector, build_detector};
 pub use head::{HeadOutput, LevelShape, RawImageOutput};
-pub use loss::{BatchTargets, LossTerms};
+pub use loss::{BatchTargets, FcosLoss, LossTerms, LossValues};
 pub use targets::{AssignedTargets, ImageTargets, assign};

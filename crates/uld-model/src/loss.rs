@@ -8,9 +8,55 @@ use crate::config::{LossConfig, QualityKind};
 use crate::head::HeadOutput;
 use crate::targets::AssignedTargets;
 
-/// The loss of a batch: the weighted total and its parts (scalar tensors).
+/// The loss of a batch as any detector reports it: the total the optimiser
+/// minimises and its named parts (scalar tensors), for logs.
 #[derive(Debug)]
 pub struct LossTerms {
+    pub total: Tensor,
+    /// `(name, term)`; a name is logged as `loss_<name>`.
+    pub parts: Vec<(&'static str, Tensor)>,
+}
+
+impl LossTerms {
+    /// The parts as numbers, after the total.
+    pub fn values(&self) -> LossValues {
+        LossValues {
+            total: self.total.double_value(&[]),
+            parts: self
+                .parts
+                .iter()
+                .map(|(name, t)| (*name, t.double_value(&[])))
+                .collect(),
+        }
+    }
+
+    /// The part called `name`.
+    pub fn part(&self, name: &str) -> Option<&Tensor> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
+    }
+}
+
+/// [`LossTerms`] as numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossValues {
+    pub total: f64,
+    pub parts: Vec<(&'static str, f64)>,
+}
+
+impl LossValues {
+    /// The total, then every part.
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        std::iter::once(self.total).chain(self.parts.iter().map(|(_, v)| *v))
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.iter().all(f64::is_finite)
+    }
+}
+
+/// The FCOS loss of a batch: the weighted total and its parts.
+#[derive(Debug)]
+pub struct FcosLoss {
     pub total: Tensor,
     pub cls: Tensor,
     pub box_reg: Tensor,
@@ -19,10 +65,12 @@ pub struct LossTerms {
     pub num_positives: i64,
 }
 
-impl LossTerms {
-    /// `(total, cls, box_reg, quality)` as numbers, for logs.
-    pub fn values(&self) -> [f64; 4] {
-        [&self.total, &self.cls, &self.box_reg, &self.quality].map(|t| t.double_value(&[]))
+impl From<FcosLoss> for LossTerms {
+    fn from(l: FcosLoss) -> Self {
+        Self {
+            total: l.total,
+            parts: vec![("cls", l.cls), ("box", l.box_reg), ("quality", l.quality)],
+        }
     }
 }
 
@@ -140,7 +188,7 @@ pub fn detection_loss(
     t: &BatchTargets,
     cfg: &LossConfig,
     quality: QualityKind,
-) -> LossTerms {
+) -> FcosLoss {
     let num_positives = t.num_positives();
     let norm = num_positives.max(1) as f64;
     let cls = sigmoid_focal_loss(
@@ -180,7 +228,7 @@ pub fn detection_loss(
     };
     let total =
         &cls * cfg.cls_weight + &box_reg * cfg.box_weight + &quality_loss * cfg.quality_weight;
-    LossTerms {
+    FcosLoss {
         total,
         cls,
         box_reg,

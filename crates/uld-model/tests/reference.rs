@@ -76,7 +76,6 @@ fn reference_step_runs_and_reports_its_times() {
     };
     let t = reference_step(&Reference::default(), &cfg, &opts).unwrap();
     assert_eq!(t.seconds.len(), 2);
-    assert!(t.median() > 0.0);
     let broken = Reference {
         script: "/nonexistent/reference.py".into(),
         ..Reference::default()

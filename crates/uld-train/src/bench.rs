@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use uld_core::{Error, Result};
-use uld_data::loader::{DeepLesionDataset, Loader};
+use uld_data::loader::{Dataset, Loader, TrainBatch};
+use uld_model::BuildDetector;
 
 use crate::config::TrainConfig;
 use crate::objective::Objective;
@@ -41,10 +42,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `steps` steps each way after `warmup` untimed ones.
-pub fn time_training_steps(
+/// Times `steps` steps of a `D` each way after `warmup` untimed ones.
+pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     config: &TrainConfig,
-    dataset: Arc<DeepLesionDataset>,
+    dataset: Arc<S>,
     objective: &mut dyn Objective,
     warmup: usize,
     steps: usize,
@@ -52,7 +53,7 @@ pub fn time_training_steps(
     if config.threads > 0 {
         tch::set_num_threads(config.threads);
     }
-    let student = Student::new(config)?;
+    let student = Student::<D>::new(config)?;
     let device = student.store.device();
     let mut optimizer = Optimizer::new(config.optimizer.clone(), &student.store);
     let mut scaler = LossScaler::new(config.precision);

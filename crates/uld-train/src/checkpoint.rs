@@ -5,13 +5,15 @@
 //! A run directory holds `ckpt-<step>.safetensors` (tensors named
 //! `model.*`, `teacher.*`, `optim.*`), `ckpt-<step>.json` (progress and any
 //! metadata the trainer keeps) and `latest.json`, which names the newest
-//! complete checkpoint and is written last.
+//! complete checkpoint and is written last. Every file is written
+//! atomically and synced; after a checkpoint is complete, all but the newest
+//! `keep` are removed.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tch::{Tensor, nn::VarStore};
-use uld_core::{Error, Location, Result, write_atomically};
+use uld_core::{Error, Location, Result, write_atomically, write_atomically_via};
 
 use crate::optim::Optimizer;
 
@@ -33,9 +35,18 @@ fn tensors_name(step: u64) -> String {
     format!("ckpt-{step:08}.safetensors")
 }
 
-/// Saves a checkpoint for `step` and returns the tensors file's path.
+/// Writes named tensors as a safetensors file, atomically and synced.
+pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
+    write_atomically_via(path, |tmp| {
+        Tensor::write_safetensors(named, tmp).map_err(|e| std::io::Error::other(e.to_string()))
+    })
+}
+
+/// Saves a checkpoint for `step`, keeps the newest `keep` (at least this
+/// one) and returns the tensors file's path.
 pub fn save_checkpoint(
     dir: &Path,
+    keep: usize,
     step: u64,
     model: &VarStore,
     teacher: Option<&VarStore>,
@@ -54,12 +65,9 @@ pub fn save_checkpoint(
             .map(|(n, t)| (format!("optim.{n}"), t)),
     );
     let tensors = dir.join(tensors_name(step));
-    let tmp = dir.join(format!(".{}.tmp", tensors_name(step)));
-    Tensor::write_safetensors(&named, &tmp)
-        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
-    std::fs::rename(&tmp, &tensors).map_err(|e| Error::io(&tensors, e))?;
+    write_tensors(&tensors, &named)?;
 
-    let meta_name = format!("ckpt-{step:08}.json");
+    let meta_name = meta_name(step);
     write_atomically(&dir.join(&meta_name), |w| {
         serde_json::to_writer_pretty(w, meta).map_err(std::io::Error::other)
     })?;
@@ -71,7 +79,47 @@ pub fn save_checkpoint(
     write_atomically(&dir.join("latest.json"), |w| {
         serde_json::to_writer_pretty(w, &latest).map_err(std::io::Error::other)
     })?;
+    prune(dir, keep.max(1))?;
     Ok(tensors)
+}
+
+fn meta_name(step: u64) -> String {
+    format!("ckpt-{step:08}.json")
+}
+
+/// The steps of the checkpoints in `dir`, oldest first (a tensors file
+/// counts; its metadata may be missing if a run stopped between the two).
+pub fn checkpoint_steps(dir: &Path) -> Result<Vec<u64>> {
+    let mut steps: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix("ckpt-")?
+                .strip_suffix(".safetensors")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    Ok(steps)
+}
+
+/// Removes every checkpoint but the newest `keep`.
+fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let steps = checkpoint_steps(dir)?;
+    for &step in &steps[..steps.len().saturating_sub(keep)] {
+        for name in [tensors_name(step), meta_name(step)] {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&path, e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn prefixed(

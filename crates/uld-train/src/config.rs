@@ -41,8 +41,16 @@ pub struct TrainConfig {
     pub steps: u64,
     pub log_every: u64,
     pub checkpoint_every: u64,
+    /// The newest checkpoints a run keeps; best.safetensors is kept besides.
+    /// At least 1; an absent key is 3.
+    #[serde(default = "default_checkpoint_keep")]
+    pub checkpoint_keep: usize,
     /// Validation every this many steps (0: only at the end).
     pub eval_every: u64,
+    /// Clip the gradients' global norm to this; `None`, written
+    /// `clip_grad_norm = "off"` in TOML (and `--set clip_grad_norm=off`),
+    /// or an absent key, does not clip.
+    #[serde(default, with = "clip_off")]
     pub clip_grad_norm: Option<f64>,
     /// Non-finite losses in a row that stop the run.
     pub max_consecutive_nan: u32,
@@ -56,6 +64,19 @@ pub struct TrainConfig {
     pub schedule: LrSchedule,
     pub mining: MiningConfig,
 }
+
+/// [`TrainConfig::checkpoint_keep`] of every preset and of a file without it.
+pub const DEFAULT_CHECKPOINT_KEEP: usize = 3;
+
+fn default_checkpoint_keep() -> usize {
+    DEFAULT_CHECKPOINT_KEEP
+}
+
+uld_data::word_option_module!(
+    /// `clip_grad_norm`'s `None` spelled `"off"`, since TOML has no null (the
+    /// sample config's spacings are `"native"` the same way).
+    mod clip_off = "off"
+);
 
 impl TrainConfig {
     pub fn preset(name: &str) -> Result<Self> {
@@ -87,6 +108,7 @@ impl TrainConfig {
             steps: 60,
             log_every: 10,
             checkpoint_every: 20,
+            checkpoint_keep: DEFAULT_CHECKPOINT_KEEP,
             eval_every: 0,
             clip_grad_norm: Some(10.0),
             max_consecutive_nan: 5,
@@ -276,6 +298,13 @@ impl TrainConfig {
         if self.log_every == 0 || self.checkpoint_every == 0 {
             return invalid("log_every/checkpoint_every", "must be at least 1".into());
         }
+        if self.checkpoint_keep == 0 {
+            return invalid(
+                "checkpoint_keep",
+                "must be at least 1: the run keeps this many newest checkpoints (best.safetensors besides)"
+                    .into(),
+            );
+        }
         if self.max_consecutive_nan == 0 {
             return invalid("max_consecutive_nan", "must be at least 1".into());
         }
@@ -344,5 +373,167 @@ mod tests {
             }
         );
         assert_eq!(deeplesion.schedule.warmup_steps, 1000);
+    }
+
+    /// Overrides applied to every preset before the round trip: none, the
+    /// `None` spellings (native pixels and slices, no size cap, no
+    /// clipping), and numbers put back where a preset has `None`.
+    const OVERRIDES: &[&[&str]] = &[
+        &[],
+        &["sample.target_spacing_mm=native"],
+        &[
+            "sample.target_spacing_mm = native",
+            "sample.max_side=none",
+            "sample.slice_interval_mm=native",
+            "clip_grad_norm=off",
+        ],
+        &["sample.target_spacing_mm=0.7", "schedule.base_lr=0.002"],
+        &[
+            "sample.max_side=none",
+            "sample.max_side=256",
+            "sample.slice_interval_mm=native",
+            "sample.slice_interval_mm=1.5",
+            "clip_grad_norm=off",
+            "clip_grad_norm=2",
+            "checkpoint_keep=7",
+        ],
+    ];
+
+    #[test]
+    fn every_configuration_survives_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["tiny", "small", "deeplesion"] {
+            for set in OVERRIDES {
+                let mut config = TrainConfig::preset(name).unwrap();
+                for assignment in *set {
+                    config.set(assignment).unwrap();
+                }
+                let what = format!("preset {name} with {set:?}");
+                let text = config.to_toml_string();
+                let parsed: TrainConfig = toml::from_str(&text).unwrap();
+                assert_eq!(parsed, config, "{what}:\n{text}");
+                let path = dir.path().join("config.toml");
+                std::fs::write(&path, &text).unwrap();
+                assert_eq!(TrainConfig::load(&path).unwrap(), config, "{what}");
+                // An override of any field goes through the same text.
+                let mut again = config.clone();
+                again.set("seed=1").unwrap();
+                again.seed = config.seed;
+                assert_eq!(again, config, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn none_is_spelled_out_and_set_back_by_override() {
+        // The tiny and small presets train at native pixels: the file says
+        // so, and an unrelated override keeps it.
+        let mut config = TrainConfig::small();
+        assert_eq!(config.sample.target_spacing_mm, None);
+        assert!(
+            config
+                .to_toml_string()
+                .contains("target_spacing_mm = \"native\""),
+            "{}",
+            config.to_toml_string()
+        );
+        config.set("steps=10").unwrap();
+        assert_eq!(config.sample.target_spacing_mm, None);
+        config.set("sample.target_spacing_mm=0.8").unwrap();
+        assert_eq!(config.sample.target_spacing_mm, Some(0.8));
+        config.set("sample.target_spacing_mm=native").unwrap();
+        assert_eq!(config.sample.target_spacing_mm, None);
+        let mut config = TrainConfig::deeplesion();
+        assert_eq!(
+            (
+                config.sample.target_spacing_mm,
+                config.sample.max_side,
+                config.sample.slice_interval_mm,
+                config.clip_grad_norm
+            ),
+            (Some(0.8), Some(512), Some(2.0), Some(10.0))
+        );
+        for assignment in [
+            "sample.max_side=none",
+            "sample.slice_interval_mm=native",
+            "clip_grad_norm=off",
+        ] {
+            config.set(assignment).unwrap();
+        }
+        assert_eq!(
+            (
+                config.sample.max_side,
+                config.sample.slice_interval_mm,
+                config.clip_grad_norm
+            ),
+            (None, None, None)
+        );
+        let err = config
+            .set("sample.target_spacing_mm=fine")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fine") && err.contains("\"native\""), "{err}");
+    }
+
+    #[test]
+    fn files_written_by_hand_still_read_and_absent_keys_are_defaults() {
+        // A file without the keys this change touches (as a person, or an
+        // older uld, wrote it): the sample defaults, no clipping, 3
+        // checkpoints; numbers written as before still read.
+        let text = TrainConfig::deeplesion().to_toml_string();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                ![
+                    "target_spacing_mm",
+                    "max_side",
+                    "slice_interval_mm",
+                    "clip_grad_norm",
+                    "checkpoint_keep",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .collect();
+        let config: TrainConfig = toml::from_str(&kept.join("\n")).unwrap();
+        let defaults = SampleConfig::default();
+        assert_eq!(
+            (
+                config.sample.target_spacing_mm,
+                config.sample.max_side,
+                config.sample.slice_interval_mm
+            ),
+            (
+                defaults.target_spacing_mm,
+                defaults.max_side,
+                defaults.slice_interval_mm
+            )
+        );
+        assert_eq!(config.clip_grad_norm, None);
+        assert_eq!(config.checkpoint_keep, DEFAULT_CHECKPOINT_KEEP);
+        let old = text
+            .replace("target_spacing_mm = 0.8", "target_spacing_mm = 1")
+            .replace("max_side = 512", "max_side = 256");
+        let config: TrainConfig = toml::from_str(&old).unwrap();
+        assert_eq!(config.sample.target_spacing_mm, Some(1.0));
+        assert_eq!(config.sample.max_side, Some(256));
+    }
+
+    #[test]
+    fn checkpoint_keep_defaults_to_three_and_must_be_positive() {
+        for name in ["tiny", "small", "deeplesion"] {
+            assert_eq!(TrainConfig::preset(name).unwrap().checkpoint_keep, 3);
+        }
+        let mut config = TrainConfig::tiny();
+        let err = config.set("checkpoint_keep=0").unwrap_err().to_string();
+        assert!(err.contains("checkpoint_keep"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = TrainConfig::tiny()
+            .to_toml_string()
+            .replace("checkpoint_keep = 3", "checkpoint_keep = 0");
+        std::fs::write(&path, text).unwrap();
+        let err = TrainConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("checkpoint_keep"), "{err}");
     }
 }

@@ -9,19 +9,25 @@ pub mod config;
 pub mod detect;
 pub mod device;
 pub mod ema;
+pub mod experiment;
 pub mod metrics;
 pub mod mined;
+pub mod mined_export;
 pub mod mining;
 pub mod nan_guard;
 pub mod objective;
 pub mod optim;
+pub mod run;
 pub mod scan;
+pub mod scan_outputs;
+pub mod scan_run;
 pub mod schedule;
 pub mod step;
 pub mod tracklets;
 pub mod trained;
 pub mod trainer;
 pub mod validate;
+pub mod validation;
 
 pub use checkpoint::{latest_step, load_latest, save_checkpoint};
 pub use config::{Mode, TrainConfig};
@@ -37,4 +43,5 @@ pub use step::Precision;
 pub use trained::{
     TrainedDetector, Weights, load_trained, load_trained_weights, load_trained_with,
 };
-pub use trainer::{Observer, Outcome, Silent, StepLog, Student, Validation, Validator, train};
+pub use trainer::{Observer, Outcome, Silent, StepLog, Student, train};
+pub use validation::{Validation, Validator};

@@ -120,6 +120,21 @@ impl MinedScore {
     pub fn recall(&self) -> Option<f64> {
         (self.unlabelled > 0).then(|| self.unlabelled_found as f64 / self.unlabelled as f64)
     }
+
+    /// "N of M mined lesions are unlabelled lesions (precision P); they
+    /// find K of U unlabelled lesions on these images (recall R)".
+    pub fn describe(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v));
+        format!(
+            "{} of {} mined lesions are unlabelled lesions (precision {}); they find {} of {} unlabelled lesions on these images (recall {})",
+            self.true_mined,
+            self.true_mined + self.false_mined,
+            pct(self.precision()),
+            self.unlabelled_found,
+            self.unlabelled,
+            pct(self.recall())
+        )
+    }
 }
 
 #[cfg(test)]

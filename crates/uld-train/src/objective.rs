@@ -10,13 +10,12 @@ use tch::{Device, Tensor};
 use uld_core::{Box2, Error, Result};
 use uld_data::augment::Affine2;
 use uld_data::loader::{ImageBatch, TrainBatch, ViewMode};
-use uld_model::{Detector, FcosDetector, ImageTargets, ModelConfig};
+use uld_model::{BuildDetector, Detector, ImageTargets, ModelConfig, build_detector};
 
 use crate::batch::{annotated_targets, images_tensor};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
 use crate::mining::{MiningConfig, merge_pseudo_labels};
-use crate::trainer::build_detector;
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -88,16 +87,18 @@ fn only_view(batch: &TrainBatch, k: usize) -> Result<&ImageBatch> {
 /// lesion on its key slice in original pixels. Used only to score mining.
 pub type CompleteAnnotations = Vec<Vec<Box2>>;
 
-/// Teacher-student lesion mining (DESIGN.md section 5).
-pub struct Mining {
+/// Teacher-student lesion mining (DESIGN.md section 5), around any
+/// detector `D`: the teacher is a second `D` whose weights follow the
+/// student's.
+pub struct Mining<D> {
     config: MiningConfig,
     burn_in: u64,
     teacher_store: VarStore,
-    teacher: FcosDetector,
+    teacher: D,
     complete: Option<CompleteAnnotations>,
 }
 
-impl Mining {
+impl<D: BuildDetector> Mining<D> {
     pub fn new(
         config: MiningConfig,
         model: &ModelConfig,
@@ -115,7 +116,9 @@ impl Mining {
             complete,
         })
     }
+}
 
+impl<D> Mining<D> {
     fn mining_started(&self, step: u64) -> bool {
         step >= self.burn_in
     }
@@ -138,7 +141,7 @@ fn to_student_view(b: &Box2, map: &Affine2, size: [usize; 2]) -> Option<Box2> {
     moved.is_valid().then_some(moved)
 }
 
-impl Objective for Mining {
+impl<D: Detector> Objective for Mining<D> {
     fn views(&self) -> ViewMode {
         if self.config.weak_strong_views {
             ViewMode::WeakStrong

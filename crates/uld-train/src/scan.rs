@@ -97,6 +97,90 @@ impl Dataset for VolumeDataset {
     }
 }
 
+/// Slices to detect on, as a user writes them: 0-based inclusive ranges
+/// and single slices, `10-40,52`. Kept as ranges until a scan's slice
+/// count is known ([`SliceRanges::resolve`]), so a range past the end is an
+/// error naming the count, never a list of a billion slices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceRanges {
+    /// Inclusive `(first, last)` ranges in the order given; `first <= last`.
+    ranges: Vec<(usize, usize)>,
+}
+
+impl SliceRanges {
+    /// Parses `10-40,50` (spaces allowed, empty parts ignored): each part a
+    /// 0-based slice number or an inclusive range `a-b` with `a <= b`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let invalid = |message: String| Error::invalid("slices", message);
+        let mut ranges = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let number = |t: &str| {
+                t.trim()
+                    .parse::<usize>()
+                    .map_err(|_| invalid(format!("`{t}` in `{s}` is not a slice number (0-based)")))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (number(a)?, number(b)?);
+                    if b < a {
+                        return Err(invalid(format!(
+                            "`{part}`: the range ends before it starts"
+                        )));
+                    }
+                    ranges.push((a, b));
+                }
+                None => {
+                    let z = number(part)?;
+                    ranges.push((z, z));
+                }
+            }
+        }
+        if ranges.is_empty() {
+            return Err(invalid("no slices given".into()));
+        }
+        Ok(Self { ranges })
+    }
+
+    /// The inclusive ranges, in the order given.
+    pub fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges
+    }
+
+    /// The slices of a scan of `depth` slices these ranges name, ascending,
+    /// each once; an error naming the scan's slice count when one lies
+    /// past its end.
+    pub fn resolve(&self, depth: usize) -> Result<Vec<usize>> {
+        if let Some(&(a, b)) = self.ranges.iter().find(|&&(_, b)| b >= depth) {
+            let part = if a == b {
+                format!("slice {b}")
+            } else {
+                format!("{a}-{b}")
+            };
+            let has = match depth {
+                0 => "no slices".to_string(),
+                1 => "1 slice (0)".to_string(),
+                n => format!("{n} slices (0-{})", n - 1),
+            };
+            return Err(Error::invalid(
+                "slices",
+                format!("{part} lies past the scan's end: it has {has}"),
+            ));
+        }
+        let mut slices: Vec<usize> = self.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+        slices.sort_unstable();
+        slices.dedup();
+        Ok(slices)
+    }
+}
+
+impl std::str::FromStr for SliceRanges {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 /// How a scan was oriented for detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Orientation {
@@ -317,6 +401,42 @@ mod tests {
         // Shown LPS-ordered, the first spot is the one at source (30, 20);
         // its box [x, x + 2] comes back as [x - 2, x] in source indices.
         assert_eq!(t.boxes[0].bbox, uld_core::Box2::new(28.0, 18.0, 30.0, 20.0));
+    }
+
+    #[test]
+    fn slice_lists_parse_ranges_and_reject_nonsense() {
+        let r = SliceRanges::parse("3-5, 1,4,").unwrap();
+        assert_eq!(r.ranges(), [(3, 5), (1, 1), (4, 4)]);
+        assert_eq!(r.resolve(6).unwrap(), [1, 3, 4, 5]);
+        let err = |s: &str| SliceRanges::parse(s).unwrap_err().to_string();
+        assert!(err("5-3").contains("`5-3`: the range ends before it starts"));
+        assert!(err("a").contains("`a` in `a` is not a slice number"));
+        assert!(err("1-x").contains("`x` in `1-x` is not a slice number"));
+        assert!(err("").contains("no slices given"));
+        assert!(err(" , ").contains("no slices given"));
+        assert!(err("99999999999999999999999").contains("not a slice number"));
+    }
+
+    /// A range far past the scan is refused with the scan's slice count,
+    /// without listing its slices (this used to allocate 800 GB).
+    #[test]
+    fn a_range_past_the_scan_names_its_slice_count() {
+        let r: SliceRanges = "0-99999999999".parse().unwrap();
+        let err = r.resolve(48).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid slices: 0-99999999999 lies past the scan's end: it has 48 slices (0-47)"
+        );
+        let err = SliceRanges::parse("2,48").unwrap().resolve(48).unwrap_err();
+        assert!(err.to_string().contains("slice 48 lies past"), "{err}");
+        let err = SliceRanges::parse("1").unwrap().resolve(1).unwrap_err();
+        assert!(err.to_string().ends_with("it has 1 slice (0)"), "{err}");
+        assert_eq!(
+            SliceRanges::parse("47,0-1").unwrap().resolve(48).unwrap(),
+            [0, 1, 47]
+        );
+        let all = SliceRanges::parse(&format!("0-{}", usize::MAX)).unwrap();
+        assert!(all.resolve(48).is_err());
     }
 
     #[test]

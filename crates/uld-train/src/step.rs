@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use uld_model::autocast::{AutocastKind, with_autocast};
-use uld_model::{Detector, ImageTargets};
+use uld_model::{Detector, ImageTargets, LossValues};
 
 use crate::optim::Optimizer;
 
@@ -83,10 +83,10 @@ impl LossScaler {
 }
 
 /// What one step did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StepOutcome {
-    /// `(total, cls, box, quality)` losses.
-    pub losses: [f64; 4],
+    /// The loss and its parts.
+    pub losses: LossValues,
     /// Gradient norm before clipping (NaN when no backward pass ran).
     pub grad_norm: f64,
     /// Whether the optimiser updated the weights.
@@ -124,7 +124,7 @@ pub fn optimisation_step(
 ) -> StepOutcome {
     let terms = forward_loss(detector, images, targets, scaler.precision);
     let losses = terms.values();
-    if !losses[0].is_finite() {
+    if !losses.total.is_finite() {
         return StepOutcome {
             losses,
             grad_norm: f64::NAN,
@@ -213,7 +213,7 @@ mod tests {
                 Some(10.0),
             );
             assert!(out.applied && !out.nonfinite);
-            losses.push(out.losses[0]);
+            losses.push(out.losses.total);
         }
         assert!(
             losses[39] < 0.5 * losses[0],

@@ -10,16 +10,16 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 use uld_core::{Error, Location, Result};
-use uld_model::FcosDetector;
+use uld_model::{BuildDetector, build_detector};
 
 use crate::checkpoint::restore;
 use crate::config::TrainConfig;
-use crate::trainer::build_detector;
 
-pub struct TrainedDetector {
+/// A trained `D` with the configuration of its run.
+pub struct TrainedDetector<D> {
     pub config: TrainConfig,
     pub store: VarStore,
-    pub detector: FcosDetector,
+    pub detector: D,
     /// The file the weights came from.
     pub weights: PathBuf,
 }
@@ -36,30 +36,41 @@ pub enum Weights {
     Student,
 }
 
+impl Weights {
+    /// `best`, `teacher` or `student`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Best => "best",
+            Self::Teacher => "teacher",
+            Self::Student => "student",
+        }
+    }
+}
+
 /// Loads the detector a run (or a weights file) holds onto `device`.
-pub fn load_trained(path: &Path, device: Device) -> Result<TrainedDetector> {
+pub fn load_trained<D: BuildDetector>(path: &Path, device: Device) -> Result<TrainedDetector<D>> {
     load_trained_with(path, device, Weights::Best, &[])
 }
 
 /// Loads the chosen `weights` of a run directory (a weights file is loaded
 /// whatever `weights` says).
-pub fn load_trained_weights(
+pub fn load_trained_weights<D: BuildDetector>(
     path: &Path,
     device: Device,
     weights: Weights,
-) -> Result<TrainedDetector> {
+) -> Result<TrainedDetector<D>> {
     load_trained_with(path, device, weights, &[])
 }
 
 /// [`load_trained_weights`] with `overrides` (`KEY=VALUE`, as `--set` takes
 /// them) applied to the run's configuration before the detector is built,
 /// e.g. `model.decode.score_threshold=0.01` or `loader.batch_size=8`.
-pub fn load_trained_with(
+pub fn load_trained_with<D: BuildDetector>(
     path: &Path,
     device: Device,
     weights: Weights,
     overrides: &[String],
-) -> Result<TrainedDetector> {
+) -> Result<TrainedDetector<D>> {
     if !path.exists() {
         return Err(Error::data(
             Location::file(path),

@@ -15,10 +15,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use uld_core::{Error, Result, write_atomically};
-use uld_data::loader::{Dataset, DeepLesionDataset, Loader};
-use uld_model::{Detector, FcosDetector, ModelConfig};
+use uld_data::loader::{Dataset, Loader, TrainBatch};
+use uld_model::{BuildDetector, Detector, LossValues, build_detector};
 
-use crate::checkpoint::{load_latest, save_checkpoint};
+use crate::checkpoint::{load_latest, save_checkpoint, write_tensors};
 use crate::config::TrainConfig;
 use crate::device::open_device;
 use crate::metrics::MetricsLog;
@@ -26,6 +26,7 @@ use crate::nan_guard::{NanGuard, Verdict};
 use crate::objective::Objective;
 use crate::optim::Optimizer;
 use crate::step::{LossScaler, optimisation_step};
+use crate::validation::{Validation, Validator};
 
 /// One logged step.
 #[derive(Debug, Clone, Serialize)]
@@ -33,9 +34,9 @@ pub struct StepLog {
     pub step: u64,
     pub lr: f64,
     pub loss: f64,
-    pub loss_cls: f64,
-    pub loss_box: f64,
-    pub loss_quality: f64,
+    /// The detector's loss parts, as `loss_<name>`.
+    #[serde(flatten)]
+    pub loss_parts: BTreeMap<String, f64>,
     pub grad_norm: f64,
     pub seconds_per_step: f64,
     pub samples_per_second: f64,
@@ -44,15 +45,15 @@ pub struct StepLog {
     pub objective: BTreeMap<String, f64>,
 }
 
-/// Scores a detector during training; higher `score` is better.
-pub trait Validator {
-    fn validate(&mut self, detector: &dyn Detector, step: u64) -> Result<Validation>;
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Validation {
-    pub score: f64,
-    pub metrics: serde_json::Value,
+impl StepLog {
+    /// The named loss parts as log fields.
+    fn parts(values: &LossValues) -> BTreeMap<String, f64> {
+        values
+            .parts
+            .iter()
+            .map(|(name, v)| (format!("loss_{name}"), *v))
+            .collect()
+    }
 }
 
 /// Hears about the run as it goes (a progress bar, a test).
@@ -60,6 +61,8 @@ pub trait Observer {
     fn started(&mut self, _first_step: u64, _total: u64) {}
     fn step(&mut self, _log: &StepLog) {}
     fn validated(&mut self, _step: u64, _v: &Validation) {}
+    /// The run reached its last step.
+    fn finished(&mut self) {}
 }
 
 /// An observer that hears nothing.
@@ -85,12 +88,12 @@ pub struct Outcome {
 }
 
 /// The model a run trains, with its weights.
-pub struct Student {
+pub struct Student<D> {
     pub store: VarStore,
-    pub detector: FcosDetector,
+    pub detector: D,
 }
 
-impl Student {
+impl<D: BuildDetector> Student<D> {
     /// Seeded from `config.seed`: the same seed gives the same weights,
     /// also while other runs start in the same process.
     pub fn new(config: &TrainConfig) -> Result<Self> {
@@ -101,31 +104,13 @@ impl Student {
     }
 }
 
-/// Builds a detector's variables in `store`, from `seed` if given.
-///
-/// libtorch has one random generator per process and building draws from
-/// it, so every build in uld goes through here: a seeded build then gets
-/// the same weights while other threads build models too.
-pub fn build_detector(
-    store: &VarStore,
-    model: &ModelConfig,
-    seed: Option<u64>,
-) -> Result<FcosDetector> {
-    static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _drawing = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(seed) = seed {
-        tch::manual_seed(seed as i64);
-    }
-    FcosDetector::new(&store.root(), model)
-}
-
-/// Trains `student` on `dataset` for `config.steps` steps in `dir`,
-/// resuming there if checkpoints exist.
-pub fn train(
+/// Trains `student` on `dataset` (any dataset of training batches) for
+/// `config.steps` steps in `dir`, resuming there if checkpoints exist.
+pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     dir: &Path,
     config: &TrainConfig,
-    student: &mut Student,
-    dataset: Arc<DeepLesionDataset>,
+    student: &mut Student<D>,
+    dataset: Arc<S>,
     objective: &mut dyn Objective,
     mut validator: Option<&mut dyn Validator>,
     observer: &mut dyn Observer,
@@ -194,7 +179,6 @@ pub fn train(
                 lr,
                 config.clip_grad_norm,
             );
-            let values = outcome.losses;
             let grad_norm = outcome.grad_norm;
             let health = if outcome.nonfinite { f64::NAN } else { 1.0 };
             if guard.check(health) == Verdict::Stop {
@@ -216,10 +200,8 @@ pub fn train(
                 let log = StepLog {
                     step,
                     lr,
-                    loss: values[0],
-                    loss_cls: values[1],
-                    loss_box: values[2],
-                    loss_quality: values[3],
+                    loss: outcome.losses.total,
+                    loss_parts: StepLog::parts(&outcome.losses),
                     grad_norm,
                     seconds_per_step: seconds / window_steps as f64,
                     samples_per_second: window_samples as f64 / seconds,
@@ -252,6 +234,7 @@ pub fn train(
                 };
                 save_checkpoint(
                     &checkpoints,
+                    config.checkpoint_keep,
                     step,
                     &student.store,
                     objective.teacher(),
@@ -261,6 +244,7 @@ pub fn train(
             }
         }
     }
+    observer.finished();
     Ok(Outcome {
         dir: dir.to_path_buf(),
         steps: step,
@@ -278,13 +262,9 @@ fn save_best(
     v: &Validation,
 ) -> Result<()> {
     let weights = teacher.unwrap_or(student);
-    let path = dir.join("best.safetensors");
-    let tmp = dir.join(".best.safetensors.tmp");
     let mut named: Vec<(String, tch::Tensor)> = weights.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::Tensor::write_safetensors(&named, &tmp)
-        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    write_tensors(&dir.join("best.safetensors"), &named)?;
     write_atomically(&dir.join("best.json"), |w| {
         serde_json::to_writer_pretty(w, v).map_err(std::io::Error::other)
     })

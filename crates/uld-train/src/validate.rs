@@ -21,7 +21,7 @@ use uld_model::Detector;
 
 use crate::detect::{KeyImageDetections, detect_dataset};
 use crate::tracklets::{SliceDetection, Tracklet, link_tracklets};
-use crate::trainer::{Validation, Validator};
+use crate::validation::{Validation, Validator};
 
 /// IoU at which boxes on neighbouring slices are one lesion.
 pub const LINK_IOU: f32 = 0.5;

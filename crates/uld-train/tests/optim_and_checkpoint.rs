@@ -3,6 +3,7 @@
 
 use tch::nn::{self, Module, OptimizerConfig as _, VarStore};
 use tch::{Device, Kind, Tensor};
+use uld_train::checkpoint::checkpoint_steps;
 use uld_train::{Optimizer, OptimizerConfig, latest_step, load_latest, save_checkpoint};
 
 /// Tests seed libtorch's global generator, so they must not interleave when
@@ -153,6 +154,7 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
         save_checkpoint(
             dir.path(),
             3,
+            3,
             &vs,
             None,
             &opt,
@@ -194,11 +196,54 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
         },
         &vs,
     );
-    let path = save_checkpoint(dir.path(), 7, &vs, None, &opt, &()).unwrap();
+    let path = save_checkpoint(dir.path(), 3, 7, &vs, None, &opt, &()).unwrap();
     std::fs::write(&path, b"garbage").unwrap();
     let (mut vs, _) = model(3);
     let err = load_latest::<()>(dir.path(), &mut vs, None, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("ckpt-00000007.safetensors"), "{err}");
+}
+
+#[test]
+fn a_run_keeps_only_its_newest_checkpoints() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, net) = model(3);
+    let mut opt = Optimizer::new(
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        },
+        &vs,
+    );
+    for step in 1..=5u64 {
+        opt.zero_grad();
+        loss(&net, step as i64).backward();
+        opt.step(0.01);
+        save_checkpoint(dir.path(), 2, step, &vs, None, &opt, &step).unwrap();
+    }
+    assert_eq!(checkpoint_steps(dir.path()).unwrap(), vec![4, 5]);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ckpt-00000004.json",
+            "ckpt-00000004.safetensors",
+            "ckpt-00000005.json",
+            "ckpt-00000005.safetensors",
+            "latest.json"
+        ],
+        "no older checkpoint and no temporary file is left"
+    );
+    let (mut restored, _) = model(99);
+    let back = load_latest::<u64>(dir.path(), &mut restored, None, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!((back.step, back.meta), (5, 5));
+    assert_eq!(max_difference(&vs, &restored), 0.0);
 }

@@ -10,8 +10,10 @@ use std::sync::Mutex;
 use tch::Device;
 use uld_core::testdata::shared_data;
 use uld_data::deeplesion::{LesionRecord, read_dl_info};
-use uld_data::loader::{DeepLesionDataset, KeyImage, NoisyPolicy, ViewMode};
+use uld_data::loader::{KeyImage, NoisyPolicy, ViewMode};
 use uld_data::synth::{Preset, generate};
+use uld_model::FcosDetector;
+use uld_train::run::{detect_settings, training_dataset};
 use uld_train::validate::DetectSettings;
 use uld_train::{Decay, Silent, Student, Supervised, TrainConfig, train};
 
@@ -57,24 +59,11 @@ fn overfit(images: Vec<KeyImage>, max_side: usize, max_steps: u64) -> (f64, u64)
         eps: 1e-8,
         weight_decay: 0.0,
     };
-    let mut data = DeepLesionDataset::new(
-        images.clone(),
-        config.sample.clone(),
-        ViewMode::Weak,
-        256 << 20,
-    )
-    .unwrap();
-    data.size_divisor = 16;
-    let data = std::sync::Arc::new(data);
-    let settings = DetectSettings {
-        sample: config.sample.clone(),
-        batch_size: 8,
-        workers: 0,
-        device: Device::Cpu,
-        size_divisor: 16,
-    };
+    config.cache_bytes = 256 << 20;
+    let data = training_dataset(images.clone(), &config, ViewMode::Weak).unwrap();
+    let settings = detect_settings(&config, Device::Cpu);
     let run = tempfile::tempdir().unwrap();
-    let mut student = Student::new(&config).unwrap();
+    let mut student = Student::<FcosDetector>::new(&config).unwrap();
     let untrained = recall(&settings, &student.detector, &images);
     assert!(
         untrained < 0.5,

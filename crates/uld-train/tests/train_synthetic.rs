@@ -1,60 +1,18 @@
 //! Whole training runs on a tiny synthetic DeepLesion-format set: the loss
 //! falls, an interrupted run resumes exactly, and mining runs end to end.
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 
-use uld_data::deeplesion::{Split, read_dl_info};
-use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
-use uld_data::synth::{MANIFEST_FILE, Manifest, Preset, generate};
+use common::{Recorder, dataset, dataset_root, serial, train_images, weights};
+use uld_data::loader::ViewMode;
+use uld_data::synth::{MANIFEST_FILE, Manifest};
+use uld_model::FcosDetector;
+use uld_train::run::{relabelled, training_dataset};
 use uld_train::{
-    Mining, Mode, Observer, StepLog, Student, Supervised, TrainConfig, complete_from_manifest,
-    train,
+    Mining, Mode, Silent, StepLog, Student, Supervised, TrainConfig, complete_from_manifest, train,
 };
-
-/// One tiny synthetic dataset shared by the tests of this file.
-fn dataset_root() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Preset::Tiny.config();
-        generate(&config, dir.path(), &|| {}).unwrap();
-        dir
-    })
-    .path()
-}
-
-/// Runs share libtorch's global seed and thread pool: one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn train_images() -> Vec<KeyImage> {
-    let root = dataset_root();
-    let records = read_dl_info(root.join("DL_info.csv")).unwrap();
-    let train: Vec<_> = records
-        .into_iter()
-        .filter(|r| r.split == Split::Train)
-        .collect();
-    KeyImage::from_records(root, &train, uld_data::loader::NoisyPolicy::Drop)
-}
-
-fn dataset(config: &TrainConfig, views: ViewMode) -> Arc<DeepLesionDataset> {
-    let mut d =
-        DeepLesionDataset::new(train_images(), config.sample.clone(), views, 64 << 20).unwrap();
-    d.size_divisor = 16;
-    Arc::new(d)
-}
-
-#[derive(Default)]
-struct Recorder(Vec<StepLog>);
-
-impl Observer for Recorder {
-    fn step(&mut self, log: &StepLog) {
-        self.0.push(log.clone());
-    }
-}
 
 fn config(steps: u64) -> TrainConfig {
     let mut c = TrainConfig::tiny();
@@ -64,7 +22,7 @@ fn config(steps: u64) -> TrainConfig {
     c
 }
 
-fn run(dir: &Path, config: &TrainConfig) -> (Vec<StepLog>, Student) {
+fn run(dir: &Path, config: &TrainConfig) -> (Vec<StepLog>, Student<FcosDetector>) {
     let mut student = Student::new(config).unwrap();
     let mut recorder = Recorder::default();
     train(
@@ -78,17 +36,6 @@ fn run(dir: &Path, config: &TrainConfig) -> (Vec<StepLog>, Student) {
     )
     .unwrap();
     (recorder.0, student)
-}
-
-fn weights(student: &Student) -> Vec<(String, Vec<f32>)> {
-    let mut named: Vec<(String, Vec<f32>)> = student
-        .store
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named
 }
 
 #[test]
@@ -123,7 +70,7 @@ fn an_interrupted_run_resumes_exactly() {
         .collect();
     assert_eq!(joined, losses(&whole_logs), "the same loss curve");
     assert!(
-        weights(&resumed) == weights(&whole_student),
+        weights(&resumed.store) == weights(&whole_student.store),
         "the same final weights"
     );
     let lines = std::fs::read_to_string(split.path().join("metrics.jsonl")).unwrap();
@@ -137,21 +84,44 @@ fn an_interrupted_run_resumes_exactly() {
 #[test]
 fn mining_runs_end_to_end_and_scores_its_mined_lesions() {
     let _serial = serial();
+    let manifest = Manifest::read(&dataset_root().join(MANIFEST_FILE)).unwrap();
+    let images = train_images(&config(1));
+    let complete = complete_from_manifest(&manifest, &images);
+    assert!(
+        complete.iter().map(Vec::len).sum::<usize>()
+            > images.iter().map(|i| i.boxes.len()).sum::<usize>()
+    );
+    // A teacher worth listening to: the student first learns every lesion
+    // of the training images (as a later mining run's burn-in would, given
+    // time), then mines from its first step on the partial labels.
+    let warm = tempfile::tempdir().unwrap();
+    let mut learn = config(80);
+    learn.checkpoint_every = 80;
+    let mut learned = Student::<FcosDetector>::new(&learn).unwrap();
+    let complete_images = relabelled(&images, &complete);
+    train(
+        warm.path(),
+        &learn,
+        &mut learned,
+        training_dataset(complete_images, &learn, ViewMode::Weak).unwrap(),
+        &mut Supervised,
+        None,
+        &mut Silent,
+    )
+    .unwrap();
+
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(30);
     config.mode = Mode::Mining;
-    config.mining.burn_in_fraction = 0.5;
-    config.mining.tau_high = 0.05;
-    config.mining.tau_low = 0.02;
-    let manifest = Manifest::read(&dataset_root().join(MANIFEST_FILE)).unwrap();
-    let complete = complete_from_manifest(&manifest, &train_images());
-    assert!(
-        complete.iter().map(Vec::len).sum::<usize>()
-            > train_images().iter().map(|i| i.boxes.len()).sum::<usize>()
-    );
-    let mut student = Student::new(&config).unwrap();
+    config.mining.burn_in_fraction = 0.0;
+    config.mining.tau_high = 0.3;
+    config.mining.tau_low = 0.2;
+    // every step's mining telemetry reaches the log
+    config.log_every = 1;
+    let mut student = Student::<FcosDetector>::new(&config).unwrap();
+    student.store.copy(&learned.store).unwrap();
     let device = student.store.device();
-    let mut mining = Mining::new(
+    let mut mining = Mining::<FcosDetector>::new(
         config.mining.clone(),
         &config.model,
         config.steps,
@@ -171,9 +141,29 @@ fn mining_runs_end_to_end_and_scores_its_mined_lesions() {
         &mut recorder,
     )
     .unwrap();
-    let mining_logs: Vec<&StepLog> = recorder.0.iter().filter(|l| l.step > 15).collect();
+    let mining_logs: Vec<&StepLog> = recorder.0.iter().collect();
     assert!(!mining_logs.is_empty());
-    for log in mining_logs {
+    let total = |key: &str| -> f64 {
+        mining_logs
+            .iter()
+            .filter_map(|l| l.objective.get(key))
+            .sum()
+    };
+    eprintln!(
+        "pseudo per image {:.2} a step, {} mined real, {} not",
+        total("pseudo_per_image") / mining_logs.len() as f64,
+        total("mined_true"),
+        total("mined_false")
+    );
+    assert!(
+        total("pseudo_per_image") > 0.0,
+        "the student learned pseudo lesions"
+    );
+    assert!(
+        total("mined_true") > 0.0,
+        "some mined lesions are real unlabelled ones"
+    );
+    for log in &mining_logs {
         for key in [
             "pseudo_per_image",
             "mined_true",

@@ -131,6 +131,58 @@ fn check_report(json: &Value, affine: impl Fn([f64; 3]) -> [f64; 3], frame: &str
     }
 }
 
+/// The scan's line on stdout, as a person reads it: how many lesions reach
+/// `--view-score` and the best three with slice and score, then how many
+/// candidates the JSON and CSV keep.
+fn check_scan_line(stdout: &str, scan: &Path, json: &Value, view_score: f64) {
+    let lesions = json["lesions"].as_array().unwrap();
+    let slices = json["scan"]["slices_detected"].as_array().unwrap().len();
+    let confident: Vec<&Value> = lesions
+        .iter()
+        .filter(|l| l["score"].as_f64().unwrap() >= view_score)
+        .collect();
+    // Scores are f32 in the file (written shortest, so they read back exactly).
+    let describe = |l: &Value| {
+        (
+            l["best_slice"].as_u64().unwrap(),
+            l["score"].as_f64().unwrap() as f32,
+        )
+    };
+    let head = match confident.len() {
+        0 => {
+            let (z, score) = describe(lesions.first().unwrap());
+            format!(
+                "no lesion with score >= {view_score} on {slices} slices (best candidate: slice {z}, score {score:.3})"
+            )
+        }
+        n => {
+            let top: Vec<String> = confident
+                .iter()
+                .take(3)
+                .map(|l| {
+                    let (z, score) = describe(l);
+                    format!("slice {z} ({score:.3})")
+                })
+                .collect();
+            format!(
+                "{n} lesion{} with score >= {view_score} on {slices} slices, best: {}{}",
+                if n == 1 { "" } else { "s" },
+                top.join(", "),
+                if n > 3 { ", ..." } else { "" }
+            )
+        }
+    };
+    let expected = format!(
+        "{}: {head}; {} candidates in all, every one kept in the JSON and CSV for evaluation -> ",
+        scan.display(),
+        lesions.len()
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&expected)),
+        "no line starting `{expected}` in\n{stdout}"
+    );
+}
+
 #[test]
 fn detection_on_the_lung_ct_writes_well_formed_outputs_in_world_mm() {
     let out = tempfile::tempdir().unwrap();
@@ -150,8 +202,8 @@ fn detection_on_the_lung_ct_writes_well_formed_outputs_in_world_mm() {
         ],
     );
     assert!(ok, "{err}");
-    assert!(stdout.contains("lesions on 6 slices"), "{stdout}");
     let json = read_json(&out.path().join("lung1_image.json"));
+    check_scan_line(&stdout, &image, &json, 0.0);
     assert_eq!(json["scan"]["kind"], "NIfTI");
     assert_eq!(json["scan"]["dims"], serde_json::json!([512, 512, 48]));
     assert_eq!(json["world"]["axis_codes"], "LPS");
@@ -379,9 +431,12 @@ fn a_dicom_series_is_read_and_run_in_lps() {
         "1.2.826.0.1.3680043.2.1125.7",
     );
     let out = tmp.path().join("out");
-    let (ok, _, err) = detect(&[&series], &out, &[]);
+    let (ok, stdout, err) = detect(&[&series], &out, &[]);
     assert!(ok, "{err}");
     let json = read_json(&out.join("wg04.json"));
+    // The default --view-score 0.5: untrained weights score below it, so
+    // the line says no lesion reached it and names the best candidate.
+    check_scan_line(&stdout, &series, &json, 0.5);
     assert_eq!(json["scan"]["kind"], "DICOM series");
     assert_eq!(json["scan"]["series_uid"], "1.2.826.0.1.3680043.2.1125.7");
     assert_eq!(json["scan"]["dims"], serde_json::json!([512, 512, 3]));
@@ -466,6 +521,46 @@ fn scans_a_user_gets_wrong_are_named_and_the_others_still_run() {
     assert_eq!(json["scan"]["dims"], serde_json::json!([512, 512, 3]));
     let set = DetectionSet::read(out.join("detections.csv")).unwrap();
     assert!(set.iter().all(|(k, _)| k == "good") && !set.is_empty());
+}
+
+/// `--slices` past the scan's end is refused with its slice count, at
+/// once (a range of 10^11 slices used to be listed, 800 GB, before the scan
+/// was even read); the other scans still run.
+#[test]
+fn a_slice_range_past_the_scan_names_its_slice_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = shared_data("ct/lung1_image.nii.gz");
+    let out = tmp.path().join("out");
+    let start = std::time::Instant::now();
+    let (ok, stdout, err) = detect(&[&image], &out, &["--slices", "0-99999999999"]);
+    assert!(!ok, "{stdout}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:") && l.contains("lung1_image.nii.gz"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.ends_with(
+            "invalid slices: 0-99999999999 lies past the scan's end: it has 48 slices (0-47)"
+        ),
+        "{line}"
+    );
+    assert!(stdout.contains("0 of 1 scans done, 1 failed"), "{stdout}");
+    assert!(start.elapsed().as_secs() < 60, "no slice list was built");
+    assert!(!out.join("lung1_image.json").exists());
+    let (ok, _, err) = uld(&[
+        "detect",
+        s(&image),
+        "--model",
+        "m",
+        "--out",
+        "o",
+        "--slices",
+        "4-2",
+    ]);
+    assert!(
+        !ok && err.contains("`4-2`: the range ends before it starts"),
+        "{err}"
+    );
 }
 
 /// The lung CT stored in RAS order (columns towards the patient's right,

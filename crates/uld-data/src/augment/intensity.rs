@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use crate::sample::ImageChw;
+use crate::image::ImageChw;
 
 /// `v -> v * contrast + brightness` on every value.
 pub fn jitter(image: &mut ImageChw, contrast: f32, brightness: f32) {

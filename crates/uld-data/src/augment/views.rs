@@ -7,8 +7,9 @@ use uld_core::Box2;
 
 use super::intensity::{add_noise, cut_out, jitter};
 use super::warp::warp_affine;
-use super::{Affine2, ClipRule};
-use crate::sample::{ImageChw, Sample};
+use crate::affine::{Affine2, ClipRule};
+use crate::image::ImageChw;
+use crate::sample::Sample;
 
 /// Weak view: a left-right flip with probability `flip_prob`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

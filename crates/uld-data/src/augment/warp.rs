@@ -1,7 +1,7 @@
 //! Resampling an image through an affine map (bilinear, constant fill).
 
-use crate::augment::Affine2;
-use crate::sample::ImageChw;
+use crate::affine::Affine2;
+use crate::image::ImageChw;
 
 /// The image of `src` under `map` (source pixels -> output pixels) on a
 /// `width x height` canvas. Output pixel centres are pulled back through the

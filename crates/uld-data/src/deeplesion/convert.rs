@@ -37,8 +37,8 @@ use super::{
     series_id, write_dl_info, write_png_hu,
 };
 use crate::components::{Component, components};
+use crate::recist::{SectionMask, padded_within};
 use crate::reorient::AxisMap;
-use crate::synth::{BOX_PADDING_PX, SectionMask};
 
 /// DeepLesion ships about this many mm of neighbours on each side of a key slice.
 const SHIPPED_MM: f64 = 30.0;
@@ -221,12 +221,7 @@ fn lesion_record(
         .recist();
     let extent = Box2::enclosing(pixels.iter().map(|&(x, y)| (x as f32, y as f32)))
         .expect("a component has a pixel on its largest slice");
-    let bbox = Box2::new(
-        (extent.x1 - BOX_PADDING_PX).max(0.0),
-        (extent.y1 - BOX_PADDING_PX).max(0.0),
-        (extent.x2 + BOX_PADDING_PX).min(width as f32 - 1.0),
-        (extent.y2 + BOX_PADDING_PX).min(height as f32 - 1.0),
-    );
+    let bbox = padded_within(&extent, width, height);
     let key_png = z as u32 + 1;
     let reach = (SHIPPED_MM / spacing[2]).round() as u32;
     let slice_range = [

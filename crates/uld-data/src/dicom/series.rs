@@ -86,7 +86,7 @@ pub fn load_dicom_series(dir: impl AsRef<Path>, options: &SeriesOptions) -> Resu
     let first = &layout.slices[0];
     let [sx, sy] = first.xy_spacing()?;
     let dims = [first.cols, first.rows, layout.slices.len()];
-    crate::scan::check_size(dir, dims, options.max_voxels)?;
+    crate::voxel_limit::check_size(dir, dims, options.max_voxels)?;
 
     let decoded: Vec<Vec<i16>> = layout
         .slices

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use uld_core::{Box2, Error, Result};
 
 use super::{Dataset, SampleRng};
-use crate::augment::{Affine2, StrongConfig, View, WeakConfig, strong_view, weak_view};
+use crate::affine::Affine2;
+use crate::augment::{StrongConfig, View, WeakConfig, strong_view, weak_view};
 use crate::deeplesion::{LesionRecord, SeriesFolder};
 use crate::sample::{SampleConfig, SeriesSource, SliceCache, build_sample};
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use uld_core::Box2;
 
-use crate::augment::Affine2;
+use crate::affine::Affine2;
 
 /// How one original slice maps onto the sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

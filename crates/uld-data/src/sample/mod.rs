@@ -15,14 +15,15 @@
 
 mod cache;
 mod geometry;
-mod image;
 mod resample;
 mod source;
 mod window;
+pub mod word_option;
 
 pub use cache::SliceCache;
 pub use geometry::{SampleGeometry, body_bounds};
-pub use image::ImageChw;
+// The image buffer lives in a leaf module that augmentation uses too.
+pub use crate::image::ImageChw;
 pub use resample::Resizer;
 pub use source::{SeriesSource, SliceRef, SliceSource, VolumeSource};
 pub use window::{Normalization, Scaling};
@@ -30,20 +31,28 @@ pub use window::{Normalization, Scaling};
 use serde::{Deserialize, Serialize};
 use uld_core::{Box2, Error, Result};
 
-use crate::augment::{Affine2, ClipRule};
+use crate::affine::{Affine2, ClipRule};
 
 /// Every knob of sample building; the defaults follow 3DCE/MULAN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SampleConfig {
     pub normalization: Normalization,
-    /// Pixel spacing of the sample in mm; `None` keeps the original pixels.
+    /// Pixel spacing of the sample in mm; `None` keeps the original pixels,
+    /// written `target_spacing_mm = "native"` in TOML (and
+    /// `--set sample.target_spacing_mm=native`). An absent key is the
+    /// default, 0.8 mm.
+    #[serde(with = "word_option::native")]
     pub target_spacing_mm: Option<f64>,
-    /// Upper bound on the sample's longer side, in pixels.
+    /// Upper bound on the sample's longer side, in pixels; `None`, written
+    /// `max_side = "none"`, sets no bound. An absent key is the default, 512.
+    #[serde(with = "word_option::none")]
     pub max_side: Option<usize>,
     pub crop: CropConfig,
     /// Distance between neighbouring channels in mm; `None` uses the
-    /// series' own slices (no interpolation).
+    /// series' own slices (no interpolation), written
+    /// `slice_interval_mm = "native"`. An absent key is the default, 2 mm.
+    #[serde(with = "word_option::native")]
     pub slice_interval_mm: Option<f64>,
     /// Groups of 3 slices, 1 to 9 (3 to 27 channels).
     pub groups: usize,

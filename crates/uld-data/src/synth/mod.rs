@@ -27,13 +27,15 @@ pub use annotations::{
     HarvesterBoxes, MANIFEST_FILE, Manifest, ManifestLesion, ManifestSeries, ManifestSlice,
     harvester_json, read_harvester_json, subvolume_key,
 };
-pub use lesion::{BOX_PADDING_PX, LesionShape, Recist, SectionMask};
+pub use lesion::LesionShape;
 pub use phantom::{Anatomy, Region, Site, SliceGeometry, Tissues};
 pub use plan::{Plan, PlannedLesion, PlannedSection, PlannedSeries, TORSO_LENGTH_MM};
 pub use stats::{
     FITTED_CSV, FittedStats, Histogram, QUANTILE_LEVELS, QuantileTable, SPLIT_FRACTIONS,
     interval_um,
 };
+// The measurements live in a leaf module that the DeepLesion converter uses too.
+pub use crate::recist::{BOX_PADDING_PX, Recist, SectionMask};
 pub use write::{
     DL_INFO_FILE, WriteSummary, complete_annotations_file, partial_annotations_file, render_slice,
     write_dataset,

@@ -12,11 +12,12 @@ use rayon::prelude::*;
 use uld_core::Box2;
 
 use super::SynthConfig;
-use super::lesion::{LesionShape, Recist};
+use super::lesion::LesionShape;
 use super::noise::mix;
 use super::phantom::{Anatomy, Region, Site, SliceGeometry};
 use super::stats::{FittedStats, SPLIT_FRACTIONS};
 use crate::deeplesion::{Gender, LesionRecord, LesionType, Split, series_id};
+use crate::recist::Recist;
 
 /// Torso length (mm) the z of `Normalized_lesion_location` is relative to.
 pub const TORSO_LENGTH_MM: f64 = 660.0;

@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use uld_model::ModelConfig;
-use uld_model::bench::{
-    BenchOptions, REFERENCE_SCRIPT, Reference, bench_predict, bench_step, reference_step,
-};
+use uld_model::bench::{BenchOptions, Reference, bench_predict, bench_step, reference_step};
+
+/// The PyTorch reference script (`crates/uld-model/bench/reference_model.py`),
+/// built into the binary so that a binary carried to another machine (a GPU
+/// host) runs it without the source tree it was built in.
+pub const BUILT_IN_REFERENCE: &str = include_str!("../../../uld-model/bench/reference_model.py");
 
 #[derive(Args)]
 pub struct ModelBenchArgs {
@@ -47,9 +50,10 @@ pub struct ModelBenchArgs {
     /// Python with torch for the reference.
     #[arg(long, default_value = "python")]
     python: PathBuf,
-    /// The PyTorch reference script.
-    #[arg(long, default_value = REFERENCE_SCRIPT)]
-    reference: PathBuf,
+    /// The PyTorch reference script (default: the copy of
+    /// crates/uld-model/bench/reference_model.py built into this binary).
+    #[arg(long)]
+    reference: Option<PathBuf>,
     /// Skip the PyTorch reference (uld's times only).
     #[arg(long)]
     no_reference: bool,
@@ -90,11 +94,21 @@ pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
         args.steps,
         args.warmup
     );
-    let reference = (!args.no_reference).then(|| Reference {
-        python: args.python.clone(),
-        script: args.reference.clone(),
-        extra_args: vec!["--sgd".into(), args.reference_sgd.clone()],
-    });
+    // Holds the built-in script's folder until the benchmark is done.
+    let mut built_in = None;
+    let reference = if args.no_reference {
+        None
+    } else {
+        let script = match &args.reference {
+            Some(path) => path.clone(),
+            None => built_in.insert(write_built_in_reference()?).1.clone(),
+        };
+        Some(Reference {
+            python: args.python.clone(),
+            script,
+            extra_args: vec!["--sgd".into(), args.reference_sgd.clone()],
+        })
+    };
     let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..args.rounds.max(1) {
         ours = ours.min(bench_step(&cfg, &opts)?.median());
@@ -120,4 +134,38 @@ pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
         args.batch
     );
     Ok(())
+}
+
+/// Writes [`BUILT_IN_REFERENCE`] into a fresh temporary folder: the folder
+/// (removed when dropped) and the script's path in it.
+fn write_built_in_reference() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("uld-bench-reference-")
+        .tempdir()
+        .context("cannot create a temporary folder for the PyTorch reference")?;
+    let script = dir.path().join("reference_model.py");
+    std::fs::write(&script, BUILT_IN_REFERENCE)
+        .with_context(|| format!("cannot write {}", script.display()))?;
+    Ok((dir, script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_built_in_reference_is_the_source_tree_script() {
+        let source =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../uld-model/bench/reference_model.py");
+        assert_eq!(BUILT_IN_REFERENCE, std::fs::read_to_string(source).unwrap());
+        let (dir, script) = write_built_in_reference().unwrap();
+        assert!(script.starts_with(dir.path()));
+        assert_eq!(
+            std::fs::read_to_string(&script).unwrap(),
+            BUILT_IN_REFERENCE
+        );
+        drop(dir);
+        assert!(!script.exists(), "the folder goes with the benchmark");
+    }
 }

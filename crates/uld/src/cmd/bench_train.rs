@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use uld_data::deeplesion::read_dl_info;
 use uld_data::synth::{Preset, generate};
+use uld_model::FcosDetector;
 use uld_train::bench::time_training_steps;
+use uld_train::run::{objective, training_dataset, training_images};
 
-use super::train::{ConfigArgs, dataset, objective, training_images};
+use super::train::ConfigArgs;
 
 #[derive(Args)]
 pub struct TrainBenchArgs {
@@ -43,9 +45,15 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
     let records = read_dl_info(root.join("DL_info.csv"))?;
     let images = training_images(&root, &records, &config)?;
     let device = uld_train::device::open_device(&config.device)?;
-    let mut objective = objective(&config, device, None)?;
-    let data = dataset(images, &config, objective.views())?;
-    let t = time_training_steps(&config, data, objective.as_mut(), args.warmup, args.steps)?;
+    let mut objective = objective::<FcosDetector>(&config, device, None)?;
+    let data = training_dataset(images, &config, objective.views())?;
+    let t = time_training_steps::<FcosDetector, _>(
+        &config,
+        data,
+        objective.as_mut(),
+        args.warmup,
+        args.steps,
+    )?;
     println!(
         "training step, {} preset, {:?}, {:?}, batch {} on {}: bare model step {:.3} s, whole step {:.3} s \
          (data + targets add {:+.1}%), {:.1} samples/s (median of {} steps)",

@@ -8,12 +8,13 @@ use anyhow::Context;
 use clap::Args;
 use uld_data::deeplesion::{LesionRecord, Split, read_dl_info};
 use uld_data::loader::{KeyImage, NoisyPolicy};
+use uld_model::FcosDetector;
 use uld_train::device::open_device;
+use uld_train::run::detect_settings;
 use uld_train::validate::{detect_subvolumes, keyslice_detection_set, subvolumes_of_records};
 use uld_train::{Weights, load_trained_with};
 
 use super::detect_scans::{self, ScanArgs};
-use super::train::detect_settings;
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -56,7 +57,8 @@ pub fn parse_split(s: &str) -> Result<Split, String> {
 
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
-    let trained = load_trained_with(&args.model, device, Weights::Best, &args.overrides)?;
+    let trained =
+        load_trained_with::<FcosDetector>(&args.model, device, Weights::Best, &args.overrides)?;
     let settings = detect_settings(&trained.config, device);
     let Some(data) = &args.data else {
         return detect_scans::run(&args.scans, &args.scan, &trained, &settings, &args.out);

@@ -1,35 +1,31 @@
 //! `uld detect SCAN... --model M --out DIR`: lesion detection on users' own
 //! CT scans (NIfTI files, DICOM series folders, DeepLesion series folders),
-//! one scan in memory at a time.
-//!
-//! Out layout: `detections.csv` (every scan, the detection CSV `uld eval`
-//! reads; key = scan name, z = 0-based slice of the scan), `<scan>.json`
-//! (lesions in voxel indices and world mm), with `--label-map`
-//! `<scan>_boxes.nii.gz`, with `--overlays` `<scan>/lesion_NN_slice_KKK.png`.
-//! A scan that cannot be read or run is reported and skipped; the others
-//! are still processed, and the command fails at the end if any did.
+//! one scan in memory at a time ([`uld_train::scan_run`]: the pipeline and
+//! the out layout). A scan that cannot be read or run is reported and
+//! skipped; the others are still processed, and the command fails at the
+//! end if any did.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use uld_data::scan::{Scan, ScanOptions, open_scan};
-use uld_eval::DetectionSet;
+use uld_data::scan::ScanOptions;
+use uld_model::Detector;
 use uld_train::TrainedDetector;
-use uld_train::scan::detect_scan;
-use uld_train::validate::{DetectSettings, push_tracklets};
+use uld_train::scan::SliceRanges;
+use uld_train::scan_run::{ScanDetections, ScanOutputOptions, ScanRun, chosen_slices};
+use uld_train::validate::DetectSettings;
 
-use super::scan_outputs::{write_label_map, write_overlays};
-use super::scan_report::{Lesion, ScanReport};
+/// Lesions named with slice and score in a scan's line.
+const TOP_LESIONS: usize = 3;
 
 /// The options of scan mode (ignored with `--data`).
 #[derive(Args, Debug, Clone)]
 pub struct ScanArgs {
     /// Only these slices (0-based, inclusive ranges), e.g. `10-40` or `0-5,20`.
     #[arg(long, value_parser = parse_slices)]
-    pub slices: Option<SliceList>,
+    pub slices: Option<SliceRanges>,
     /// Which series of a DICOM folder holding several.
     #[arg(long)]
     pub series: Option<String>,
@@ -46,8 +42,9 @@ pub struct ScanArgs {
     /// Also write overlay PNGs of each lesion's best slice.
     #[arg(long)]
     pub overlays: bool,
-    /// Lesions at least this confident go into the label map and overlays
-    /// (the CSV and JSON keep every detection).
+    /// Lesions at least this confident are counted as lesions in the
+    /// summary and go into the label map and overlays (the CSV and JSON
+    /// keep every detection).
     #[arg(long, default_value_t = 0.5)]
     pub view_score: f32,
     /// At most this many overlays per scan (best lesions first).
@@ -55,36 +52,12 @@ pub struct ScanArgs {
     pub max_overlays: usize,
 }
 
-/// 0-based slice indices, ascending, each once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SliceList(pub Vec<usize>);
-
-/// Parses `10-40,50` into the slice list `10..=40, 50` (sorted, deduplicated).
-pub fn parse_slices(s: &str) -> Result<SliceList, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let number = |t: &str| {
-            t.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{t}` in `{s}` is not a slice number (0-based)"))
-        };
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (number(a)?, number(b)?);
-                if b < a {
-                    return Err(format!("`{part}`: the range ends before it starts"));
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(number(part)?),
-        }
-    }
-    if out.is_empty() {
-        return Err("no slices given".into());
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(SliceList(out))
+/// `--slices`: the message of [`SliceRanges::parse`]'s error.
+fn parse_slices(s: &str) -> Result<SliceRanges, String> {
+    SliceRanges::parse(s).map_err(|e| match e {
+        uld_core::Error::Invalid { message, .. } => message,
+        other => other.to_string(),
+    })
 }
 
 fn parse_spacing(s: &str) -> Result<[f64; 3], String> {
@@ -99,60 +72,57 @@ fn parse_spacing(s: &str) -> Result<[f64; 3], String> {
     }
 }
 
-/// What one scan produced.
-struct ScanResult {
-    lesions: usize,
-    slices: usize,
-    files: Vec<PathBuf>,
-}
-
 /// Runs every scan, writes the outputs, and fails if any scan failed.
-pub fn run(
+pub fn run<D: Detector>(
     scans: &[PathBuf],
     args: &ScanArgs,
-    trained: &TrainedDetector,
+    trained: &TrainedDetector<D>,
     settings: &DetectSettings,
     out: &Path,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut run = ScanRun::new(out)?;
     let options = ScanOptions {
         series_uid: args.series.clone(),
         max_voxels: Some(args.max_volume_mb.saturating_mul(1 << 20) / 2),
         spacing: args.spacing,
         allow_single_slice: false,
     };
-    let mut set = DetectionSet::new();
-    let mut names = HashSet::new();
+    let outputs = ScanOutputOptions {
+        label_map: args.label_map,
+        overlays: args.overlays,
+        view_score: args.view_score,
+        max_overlays: args.max_overlays,
+    };
     let mut failed = Vec::new();
     for (k, path) in scans.iter().enumerate() {
         eprintln!("[{}/{}] {}", k + 1, scans.len(), path.display());
-        let result = open_scan(path, &options)
+        let result = run
+            .open(path, &options)
             .map_err(anyhow::Error::from)
-            .and_then(|mut scan| {
-                scan.name = unique_name(&scan.name, &mut names);
-                run_scan(&scan, args, trained, settings, out, &mut set)
-                    .with_context(|| format!("{}", path.display()))
-            });
+            .and_then(|scan| {
+                let slices = chosen_slices(&scan, args.slices.as_ref())?;
+                let bar = slice_bar(slices.len(), &scan.name);
+                let done = run.detect(
+                    &scan,
+                    slices,
+                    &trained.detector,
+                    settings,
+                    &outputs,
+                    &mut |n| bar.set_position(n as u64),
+                );
+                bar.finish_and_clear();
+                Ok(done?)
+            })
+            .with_context(|| format!("{}", path.display()));
         match result {
-            Ok(r) => println!(
-                "{}: {} lesions on {} slices -> {}",
-                path.display(),
-                r.lesions,
-                r.slices,
-                r.files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Ok(r) => println!("{}", scan_line(path, &r, args.view_score)),
             Err(e) => {
                 eprintln!("error: {e:#}");
                 failed.push(path.display().to_string());
             }
         }
     }
-    let csv = out.join("detections.csv");
-    set.write(&csv)?;
+    let csv = run.finish()?;
     println!(
         "{} of {} scans done, {} failed; detections of all scans in {}",
         scans.len() - failed.len(),
@@ -170,83 +140,65 @@ pub fn run(
     Ok(())
 }
 
-/// `name`, or `name_2`, `name_3`, ... when an earlier scan took it.
-fn unique_name(name: &str, taken: &mut HashSet<String>) -> String {
-    let mut candidate = name.to_string();
-    let mut n = 1;
-    while !taken.insert(candidate.clone()) {
-        n += 1;
-        candidate = format!("{name}_{n}");
-    }
-    candidate
-}
-
-fn run_scan(
-    scan: &Scan,
-    args: &ScanArgs,
-    trained: &TrainedDetector,
-    settings: &DetectSettings,
-    out: &Path,
-    set: &mut DetectionSet,
-) -> anyhow::Result<ScanResult> {
-    let depth = scan.volume.depth();
-    let slices: Vec<usize> = match &args.slices {
-        Some(SliceList(s)) => {
-            if let Some(bad) = s.iter().find(|&&z| z >= depth) {
-                anyhow::bail!(
-                    "--slices names slice {bad}, but the scan has slices 0-{}",
-                    depth - 1
-                );
-            }
-            s.clone()
-        }
-        None => (0..depth).collect(),
-    };
-    let bar = ProgressBar::new(slices.len() as u64);
+fn slice_bar(len: usize, name: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slices ({per_sec}, eta {eta})")
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    bar.set_message(scan.name.clone());
-    let (tracklets, orientation) = detect_scan(
-        &trained.detector,
-        scan.volume.clone(),
-        &slices,
-        settings,
-        &mut |done| bar.set_position(done as u64),
-    )?;
-    bar.finish_and_clear();
-    let report = ScanReport::new(scan, slices.clone(), &tracklets, orientation);
-    let mut files = Vec::new();
-    let json = out.join(format!("{}.json", scan.name));
-    report.write(&json)?;
-    files.push(json);
-    let shown: Vec<&Lesion> = report
-        .lesions
-        .iter()
-        .filter(|l| l.score >= args.view_score)
-        .collect();
-    if args.label_map {
-        let path = out.join(format!("{}_boxes.nii.gz", scan.name));
-        write_label_map(&path, &scan.volume, &shown)?;
-        files.push(path);
-    }
-    if args.overlays {
-        let best = &shown[..shown.len().min(args.max_overlays)];
-        let dir = out.join(&scan.name);
-        let written = write_overlays(&dir, &scan.volume, orientation, best)?;
-        if !written.is_empty() {
-            files.push(dir);
-        }
-    }
-    // Only a scan whose files were all written joins the CSV.
-    push_tracklets(set, &scan.name, &tracklets);
-    Ok(ScanResult {
-        lesions: report.lesions.len(),
-        slices: slices.len(),
-        files,
-    })
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// A scan's line: how many lesions reach the view score and the best few,
+/// then how many candidates the files keep, and the files.
+fn scan_line(path: &Path, r: &ScanDetections, view_score: f32) -> String {
+    let report = &r.report;
+    let confident = r.confident(view_score);
+    let slices = report.scan.slices_detected.len();
+    let head = match confident.len() {
+        0 => format!("no lesion with score >= {view_score} on {slices} slices"),
+        1 => format!("1 lesion with score >= {view_score} on {slices} slices"),
+        n => format!("{n} lesions with score >= {view_score} on {slices} slices"),
+    };
+    let best = if confident.is_empty() {
+        report
+            .lesions
+            .first()
+            .map(|l| {
+                format!(
+                    " (best candidate: slice {}, score {:.3})",
+                    l.best_slice, l.score
+                )
+            })
+            .unwrap_or_default()
+    } else {
+        let top: Vec<String> = confident
+            .iter()
+            .take(TOP_LESIONS)
+            .map(|l| format!("slice {} ({:.3})", l.best_slice, l.score))
+            .collect();
+        format!(
+            ", best: {}{}",
+            top.join(", "),
+            if confident.len() > TOP_LESIONS {
+                ", ..."
+            } else {
+                ""
+            }
+        )
+    };
+    format!(
+        "{}: {head}{best}; {} candidates in all, every one kept in the JSON and CSV for evaluation -> {}",
+        path.display(),
+        report.lesions.len(),
+        r.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -254,24 +206,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slice_lists_parse_ranges_and_reject_nonsense() {
-        assert_eq!(parse_slices("3-5,1,4").unwrap().0, vec![1, 3, 4, 5]);
-        assert!(parse_slices("5-3").unwrap_err().contains("ends before"));
+    fn slice_and_spacing_options_parse_or_say_why_not() {
+        assert_eq!(
+            parse_slices("3-5,1,4").unwrap().resolve(6).unwrap(),
+            vec![1, 3, 4, 5]
+        );
         assert!(
-            parse_slices("a")
+            parse_slices("5-3")
                 .unwrap_err()
-                .contains("not a slice number")
+                .starts_with("`5-3`: the range ends before")
         );
         assert!(parse_slices("").is_err());
         assert_eq!(parse_spacing("0.7,0.7,5").unwrap(), [0.7, 0.7, 5.0]);
         assert!(parse_spacing("0.7,0,5").is_err());
-    }
-
-    #[test]
-    fn repeated_scan_names_get_a_number() {
-        let mut taken = HashSet::new();
-        assert_eq!(unique_name("ct", &mut taken), "ct");
-        assert_eq!(unique_name("ct", &mut taken), "ct_2");
-        assert_eq!(unique_name("ct", &mut taken), "ct_3");
     }
 }

@@ -208,7 +208,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let (a, b, cmp) = compare(&gt, &dets, &other_dets, &cfg)?;
         let names = (stem(&args.detections), stem(other));
         for (name, e) in [(&names.0, &a), (&names.1, &b)] {
-            println!("{name}: {}", headline(e));
+            println!("{name}: {}", e.headline());
         }
         let d = &cmp.summary;
         println!(
@@ -218,7 +218,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         write_comparison(&args.out, &a, &b, &cmp, (&names.0, &names.1), plots)?
     } else {
         let e = evaluate(&gt, &dets, &cfg)?;
-        println!("{}", headline(&e));
+        println!("{}", e.headline());
         for n in &e.notes {
             println!("note: {n}");
         }
@@ -233,34 +233,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         println!("wrote {}", f.display());
     }
     Ok(())
-}
-
-/// One line with the protocol, its counts, the mean sensitivity and AP
-/// (with bootstrap intervals when computed).
-pub fn headline(e: &uld_eval::Evaluation) -> String {
-    let k = e.summary_count.min(e.fp_points.len());
-    let mut s = format!(
-        "{} ({} {}s, {} lesions, {} detections): mean sensitivity at {}-{} FP {:.4}",
-        e.protocol.name(),
-        e.units,
-        e.protocol.unit(),
-        e.lesions,
-        e.detections,
-        e.fp_points[0],
-        e.fp_points[k - 1],
-        e.metrics.summary,
-    );
-    if let Some(iv) = &e.intervals {
-        s += &format!(" [{:.4}, {:.4}]", iv.summary.low, iv.summary.high);
-    }
-    if e.metrics.summary != e.metrics.summary_clamped {
-        s += &format!(" (clamped {:.4})", e.metrics.summary_clamped);
-    }
-    s += &format!(", AP {:.4}", e.metrics.ap);
-    if let Some(iv) = &e.intervals {
-        s += &format!(" [{:.4}, {:.4}]", iv.ap.low, iv.ap.high);
-    }
-    s
 }
 
 #[derive(Args)]

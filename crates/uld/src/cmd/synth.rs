@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use uld_data::deeplesion::{DatasetStats, read_dl_info};
+use uld_data::deeplesion::{DatasetStats, LesionRecord, read_dl_info};
 use uld_data::synth::{
     DL_INFO_FILE, FittedStats, Plan, Preset, SynthConfig, WriteSummary, write_dataset,
 };
+use uld_train::experiment::synthetic_dataset_is_written;
 
 #[derive(Args)]
 pub struct SynthArgs {
@@ -134,4 +135,19 @@ pub fn write_synthetic(
         summary.key_images
     );
     Ok(summary)
+}
+
+/// The synthetic dataset of `config` at `root`, written unless a finished
+/// one with the same settings is there.
+pub fn synthetic_dataset(
+    root: &Path,
+    config: &SynthConfig,
+    progress: bool,
+) -> anyhow::Result<Vec<LesionRecord>> {
+    if synthetic_dataset_is_written(root, config)? {
+        println!("reusing the synthetic dataset in {}", root.display());
+    } else {
+        write_synthetic(config, root, progress)?;
+    }
+    Ok(read_dl_info(root.join(DL_INFO_FILE))?)
 }

@@ -1,22 +1,16 @@
 //! `uld train`: supervised or teacher-student training on a DeepLesion-format
 //! dataset (the real one, or `uld synth` output).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use uld_data::deeplesion::{LesionRecord, Split, read_dl_info};
-use uld_data::loader::{DeepLesionDataset, KeyImage, NoisyPolicy, ViewMode};
-use uld_data::synth::{MANIFEST_FILE, Manifest, complete_annotations_file};
-use uld_eval::read_harvester;
+use uld_data::deeplesion::read_dl_info;
+use uld_model::FcosDetector;
 use uld_train::mined::MinedScore;
-use uld_train::validate::{DetectSettings, SplitValidator, keyslice_truth, subvolumes};
-use uld_train::{
-    Mining, Mode, Objective, Observer, StepLog, Student, Supervised, TrainConfig, Validation,
-    complete_from_manifest, train,
-};
+use uld_train::run::{Labels, train_on};
+use uld_train::{Mode, Observer, StepLog, TrainConfig, Validation};
 
 /// Which training configuration to use: a preset or a file, and overrides.
 #[derive(Args)]
@@ -71,7 +65,7 @@ pub struct TrainArgs {
     pub config: ConfigArgs,
     /// Which boxes the training images carry.
     #[arg(long, value_enum, default_value = "partial")]
-    pub labels: Labels,
+    pub labels: LabelsArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -79,12 +73,21 @@ pub struct TrainArgs {
 
 /// The boxes training images carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Labels {
+pub enum LabelsArg {
     /// The rows of DL_info.csv: partial, as published.
     Partial,
     /// Every lesion on each training key image, from the dataset's
     /// `synth_manifest.json` (the upper bound mining is measured against).
     Complete,
+}
+
+impl From<LabelsArg> for Labels {
+    fn from(l: LabelsArg) -> Self {
+        match l {
+            LabelsArg::Partial => Labels::Partial,
+            LabelsArg::Complete => Labels::Complete,
+        }
+    }
 }
 
 pub fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -95,55 +98,19 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
     }
 }
 
-/// The objective `config.mode` names (mining scored against `complete`
-/// annotations where they are known).
-pub fn objective(
-    config: &TrainConfig,
-    device: tch::Device,
-    complete: Option<uld_train::CompleteAnnotations>,
-) -> anyhow::Result<Box<dyn Objective>> {
-    Ok(match config.mode {
-        Mode::Supervised => Box::new(Supervised),
-        Mode::Mining => Box::new(Mining::new(
-            config.mining.clone(),
-            &config.model,
-            config.steps,
-            device,
-            complete,
-        )?),
-    })
-}
-
-/// The key images of the training split.
-pub fn training_images(
-    root: &Path,
-    records: &[LesionRecord],
-    config: &TrainConfig,
-) -> anyhow::Result<Vec<KeyImage>> {
-    let rows: Vec<LesionRecord> = records
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .cloned()
-        .collect();
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "{} has no training rows (Train_Val_Test = 1)",
-        root.display()
-    );
-    Ok(KeyImage::from_records(root, &rows, config.noisy))
-}
-
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config.resolve()?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
-    let outcome = train_on(
+    let mut bar = ProgressObserver::new(progress_bar(!args.quiet));
+    let outcome = train_on::<FcosDetector>(
         &args.data,
         &records,
         &args.out,
         &config,
-        args.labels,
-        progress_bar(!args.quiet),
-    )?;
+        args.labels.into(),
+        &mut bar,
+    )
+    .with_context(|| format!("training in {}", args.out.display()))?;
     println!(
         "trained {} steps{} in {}",
         outcome.steps,
@@ -164,134 +131,15 @@ pub fn progress_bar(visible: bool) -> ProgressBar {
     }
 }
 
-/// Trains on the `train` split of `records`, validating on the `val` split
-/// (and on its complete annotations, where `uld synth` wrote them). Shows
-/// its progress on `bar`, prefixed by `bar`'s prefix or `train`.
-pub fn train_on(
-    root: &Path,
-    records: &[LesionRecord],
-    out: &Path,
-    config: &TrainConfig,
-    labels: Labels,
-    bar: ProgressBar,
-) -> anyhow::Result<uld_train::Outcome> {
-    let mut images = training_images(root, records, config)?;
-    let mut student = Student::new(config)?;
-    let device = student.store.device();
-    let complete = complete_annotations(root, &images)?;
-    if labels == Labels::Complete {
-        let complete = complete.as_ref().with_context(|| {
-            format!(
-                "--labels complete needs {}, which `uld synth` writes",
-                root.join(MANIFEST_FILE).display()
-            )
-        })?;
-        for (image, boxes) in images.iter_mut().zip(complete) {
-            image.boxes.clone_from(boxes);
-        }
-    }
-    let mut objective = objective(config, device, complete)?;
-    let dataset = dataset(images, config, objective.views())?;
-    let mut validator = split_validator(root, records, Split::Val, config, device)?;
-    let mut bar = ProgressObserver::new(bar);
-    let outcome = train(
-        out,
-        config,
-        &mut student,
-        dataset,
-        objective.as_mut(),
-        validator
-            .as_mut()
-            .map(|v| v as &mut dyn uld_train::Validator),
-        &mut bar,
-    )
-    .with_context(|| format!("training in {}", out.display()))?;
-    bar.finish();
-    Ok(outcome)
-}
-
-/// Every lesion on each of `images`' key slices, where the dataset's
-/// synth manifest knows them.
-pub fn complete_annotations(
-    root: &Path,
-    images: &[KeyImage],
-) -> anyhow::Result<Option<uld_train::CompleteAnnotations>> {
-    let path = root.join(MANIFEST_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(complete_from_manifest(
-        &Manifest::read(&path)?,
-        images,
-    )))
-}
-
-/// How detection runs for a configuration on a device.
-pub fn detect_settings(config: &TrainConfig, device: tch::Device) -> DetectSettings {
-    DetectSettings {
-        sample: config.sample.clone(),
-        batch_size: config.loader.batch_size.max(1),
-        workers: config.loader.workers,
-        device,
-        size_divisor: size_divisor(config),
-    }
-}
-
-fn size_divisor(config: &TrainConfig) -> usize {
-    config.model.fpn.strides.iter().copied().max().unwrap_or(32) as usize
-}
-
-/// A validator for `split` of the dataset at `root`; `None` when it has no rows.
-pub fn split_validator(
-    root: &Path,
-    records: &[LesionRecord],
-    split: Split,
-    config: &TrainConfig,
-    device: tch::Device,
-) -> anyhow::Result<Option<SplitValidator>> {
-    let rows: Vec<LesionRecord> = records
-        .iter()
-        .filter(|r| r.split == split)
-        .cloned()
-        .collect();
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let harvester_file = root.join(complete_annotations_file(split));
-    let harvester = if harvester_file.exists() {
-        let truth = read_harvester(&harvester_file)?;
-        Some((subvolumes(&truth, root, records), truth))
-    } else {
-        None
-    };
-    Ok(Some(SplitValidator {
-        settings: detect_settings(config, device),
-        key_images: KeyImage::from_records(root, &rows, NoisyPolicy::Drop),
-        keyslice: keyslice_truth(&rows, &format!("{} {} split", root.display(), split.name())),
-        harvester,
-    }))
-}
-
-pub fn dataset(
-    images: Vec<KeyImage>,
-    config: &TrainConfig,
-    views: ViewMode,
-) -> anyhow::Result<Arc<DeepLesionDataset>> {
-    let mut dataset =
-        DeepLesionDataset::new(images, config.sample.clone(), views, config.cache_bytes)?;
-    dataset.size_divisor = size_divisor(config);
-    Ok(Arc::new(dataset))
-}
-
 /// A progress bar with loss, learning rate and speed.
-struct ProgressObserver {
+pub struct ProgressObserver {
     bar: ProgressBar,
     /// Mined lesions scored at the logged steps so far.
     mined: MinedScore,
 }
 
 impl ProgressObserver {
-    fn new(bar: ProgressBar) -> Self {
+    pub fn new(bar: ProgressBar) -> Self {
         bar.set_style(
             ProgressStyle::with_template(
                 "{prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta} left)",
@@ -306,10 +154,6 @@ impl ProgressObserver {
             bar,
             mined: MinedScore::default(),
         }
-    }
-
-    fn finish(&self) {
-        self.bar.finish();
     }
 }
 
@@ -340,5 +184,9 @@ impl Observer for ProgressObserver {
     fn validated(&mut self, step: u64, v: &Validation) {
         self.bar
             .println(format!("step {step}: validation {}", v.metrics));
+    }
+
+    fn finished(&mut self) {
+        self.bar.finish();
     }
 }

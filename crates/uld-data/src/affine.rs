@@ -4,6 +4,11 @@
 //! the convention of [`Box2`]. Maps are kept in f64 so that composing a
 //! sample's geometry with a view's augmentation and inverting it loses
 //! nothing visible in f32 box coordinates.
+//!
+//! A leaf module: samples record their crop and resampling as these maps and
+//! augmentation records its views with them, so both use it and neither
+//! imports the other for it. Public as `uld_data::augment::{Affine2,
+//! ClipRule, MappedBoxes}`.
 
 use serde::{Deserialize, Serialize};
 use uld_core::Box2;

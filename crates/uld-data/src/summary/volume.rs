@@ -1,16 +1,17 @@
 //! The volume half of `uld info`: what a user wants to know first about a
-//! NIfTI file, a DICOM file or a DICOM series folder.
+//! NIfTI file, a DICOM file or series folder, or a DeepLesion series folder.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
-use uld_core::{Volume, WorldTransform};
-use uld_data::dicom::{SeriesOptions, SliceOrder, load_dicom_series, read_dicom_file};
-use uld_data::nifti::{NiftiContent, read_nifti_auto};
-use uld_data::scan::{ScanKind, ScanOptions, open_scan};
+use uld_core::{Error, Volume, WorldTransform};
+
+use super::SummaryError;
+use crate::dicom::{SeriesOptions, SliceOrder, load_dicom_series, read_dicom_file};
+use crate::nifti::{NiftiContent, read_nifti_auto};
+use crate::scan::{ScanKind, ScanOptions, open_scan};
 
 /// A summary of one volume. Voxel indices are the source's array order
 /// `(i, j, k)`, 0-based; world positions are mm in `frame`.
@@ -76,70 +77,66 @@ pub struct SeriesSummary {
     pub skipped_files: Vec<PathBuf>,
 }
 
-/// Reads `path` (a `.nii`/`.nii.gz` file, a DICOM file, a folder holding
-/// DICOM series or a DeepLesion series folder, told apart by
-/// [`ScanKind::of`]) and summarises it; `series_uid` picks one series of a
-/// DICOM folder that holds several (the error for such a folder lists them).
-pub fn summarize(path: &Path, series_uid: Option<&str>) -> anyhow::Result<VolumeSummary> {
-    match ScanKind::of(path)? {
-        ScanKind::DicomSeries => {
-            let options = SeriesOptions {
-                series_uid: series_uid.map(str::to_string),
-                ..SeriesOptions::default()
-            };
-            let series = load_dicom_series(path, &options)?;
-            let mut summary = VolumeSummary::ct(path, "DICOM series", &series.volume);
-            summary.series = Some(SeriesSummary {
-                series_uid: series.series_uid,
-                slice_files: series.files.len(),
-                order: series.order,
-                skipped_files: series.skipped,
-            });
-            Ok(summary)
-        }
-        ScanKind::Nifti => {
-            let format = if is_gzip(path)? {
-                "NIfTI-1 (gzip)"
-            } else {
-                "NIfTI-1"
-            };
-            Ok(match read_nifti_auto(path)? {
-                NiftiContent::Ct(volume) => VolumeSummary::ct(path, format, &volume),
-                NiftiContent::Labels(volume) => VolumeSummary::labels(path, format, &volume),
-            })
-        }
-        ScanKind::DeepLesionSeries => {
-            let options = ScanOptions {
-                allow_single_slice: true,
-                ..ScanOptions::default()
-            };
-            let scan = open_scan(path, &options)?;
-            Ok(VolumeSummary::ct(path, "DeepLesion series", &scan.volume))
-        }
-        ScanKind::DicomFile => {
-            let volume = read_dicom_file(path).with_context(|| {
-                format!(
-                    "{} is not a .nii/.nii.gz file, so it was read as DICOM",
-                    path.display()
-                )
-            })?;
-            Ok(VolumeSummary::ct(path, "DICOM file", &volume))
-        }
-    }
-}
-
-fn is_gzip(path: &Path) -> anyhow::Result<bool> {
+fn is_gzip(path: &Path) -> uld_core::Result<bool> {
     use std::io::Read;
     let mut start = [0u8; 2];
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let n = file
-        .read(&mut start)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let n = std::fs::File::open(path)
+        .and_then(|mut file| file.read(&mut start))
+        .map_err(|e| Error::io(path, e))?;
     Ok(n == 2 && start == [0x1f, 0x8b])
 }
 
 impl VolumeSummary {
+    /// Reads `path` (a `.nii`/`.nii.gz` file, a DICOM file, a folder holding
+    /// DICOM series or a DeepLesion series folder, told apart by
+    /// [`ScanKind::of`]) and summarises it; `series_uid` picks one series of a
+    /// DICOM folder that holds several (the error for such a folder lists them).
+    pub fn of(path: &Path, series_uid: Option<&str>) -> Result<Self, SummaryError> {
+        match ScanKind::of(path)? {
+            ScanKind::DicomSeries => {
+                let options = SeriesOptions {
+                    series_uid: series_uid.map(str::to_string),
+                    ..SeriesOptions::default()
+                };
+                let series = load_dicom_series(path, &options)?;
+                let mut summary = Self::ct(path, "DICOM series", &series.volume);
+                summary.series = Some(SeriesSummary {
+                    series_uid: series.series_uid,
+                    slice_files: series.files.len(),
+                    order: series.order,
+                    skipped_files: series.skipped,
+                });
+                Ok(summary)
+            }
+            ScanKind::Nifti => {
+                let format = if is_gzip(path)? {
+                    "NIfTI-1 (gzip)"
+                } else {
+                    "NIfTI-1"
+                };
+                Ok(match read_nifti_auto(path)? {
+                    NiftiContent::Ct(volume) => Self::ct(path, format, &volume),
+                    NiftiContent::Labels(volume) => Self::labels(path, format, &volume),
+                })
+            }
+            ScanKind::DeepLesionSeries => {
+                let options = ScanOptions {
+                    allow_single_slice: true,
+                    ..ScanOptions::default()
+                };
+                let scan = open_scan(path, &options)?;
+                Ok(Self::ct(path, "DeepLesion series", &scan.volume))
+            }
+            ScanKind::DicomFile => {
+                let volume = read_dicom_file(path).map_err(|source| SummaryError::NotDicom {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                })?;
+                Ok(Self::ct(path, "DICOM file", &volume))
+            }
+        }
+    }
+
     fn base<T: Copy>(path: &Path, format: &str, content: &'static str, v: &Volume<T>) -> Self {
         let dims = v.dims();
         let spacing = v.spacing();
@@ -329,7 +326,7 @@ mod tests {
 
     #[test]
     fn lung_mask_summary() {
-        let s = summarize(&shared_data("ct/lung1_label.nii.gz"), None).unwrap();
+        let s = VolumeSummary::of(&shared_data("ct/lung1_label.nii.gz"), None).unwrap();
         assert_eq!(s.format, "NIfTI-1 (gzip)");
         assert_eq!(s.content, "labels");
         assert_eq!(s.dims, [512, 512, 48]);
@@ -362,7 +359,7 @@ mod tests {
 
     #[test]
     fn lung_ct_summary() {
-        let s = summarize(&shared_data("ct/lung1_image.nii.gz"), None).unwrap();
+        let s = VolumeSummary::of(&shared_data("ct/lung1_image.nii.gz"), None).unwrap();
         assert_eq!(s.content, "ct");
         assert_eq!(s.hu_range, Some([-1024, 3071]));
         assert!(s.to_string().contains("HU range    -1024 .. 3071"));
@@ -370,15 +367,16 @@ mod tests {
 
     #[test]
     fn dicom_file_and_folder_summaries() {
-        let s = summarize(&shared_data("dicom/CT_small.dcm"), None).unwrap();
+        let s = VolumeSummary::of(&shared_data("dicom/CT_small.dcm"), None).unwrap();
         assert_eq!(s.format, "DICOM file");
         assert_eq!(s.hu_range, Some([-896, 1167]));
         assert_eq!(s.world.as_ref().unwrap().axis_directions, "LPS");
 
-        let dir = tempfile_dir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::copy(shared_data("dicom/WG04_CT1_RLE"), dir.join("slice.dcm")).unwrap();
         std::fs::write(dir.join("notes.txt"), "x").unwrap();
-        let s = summarize(&dir, None).unwrap();
+        let s = VolumeSummary::of(&dir, None).unwrap();
         assert_eq!(s.format, "DICOM series");
         assert_eq!(s.dims, [512, 512, 1]);
         assert_eq!(s.hu_range, Some([-3024, 1254]));
@@ -389,39 +387,28 @@ mod tests {
             s.to_string()
                 .contains("skipped     1 non-DICOM files: notes.txt")
         );
-        std::fs::remove_dir_all(&dir).unwrap();
 
         // The shared folder mixes three series; one can be picked.
-        let err = summarize(&shared_data("dicom"), None)
+        let err = VolumeSummary::of(&shared_data("dicom"), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("mixes 3 series"), "{err}");
         let uid = "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322";
-        let s = summarize(&shared_data("dicom"), Some(uid)).unwrap();
+        let s = VolumeSummary::of(&shared_data("dicom"), Some(uid)).unwrap();
         assert_eq!(s.dims, [128, 128, 1]);
     }
 
     #[test]
     fn other_files_are_errors_naming_them() {
-        let err = summarize(&shared_data("deeplesion/DL_info_test.csv"), None).unwrap_err();
-        let text = format!("{err:#}");
+        let err = VolumeSummary::of(&shared_data("deeplesion/DL_info_test.csv"), None).unwrap_err();
+        assert!(matches!(err, SummaryError::NotDicom { .. }), "{err:?}");
+        // As the CLI prints it: the error, then its source.
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         assert!(
             text.contains("DL_info_test.csv") && text.contains("not a DICOM file"),
             "{text}"
         );
-        let err = summarize(Path::new("/nonexistent/x.nii"), None).unwrap_err();
+        let err = VolumeSummary::of(Path::new("/nonexistent/x.nii"), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x.nii"));
-    }
-
-    /// A fresh folder under the system temp dir (this crate has no tempfile).
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "uld-info-volume-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

@@ -1,4 +1,7 @@
 //! A multi-channel f32 image in CHW order, the network's input layout.
+//!
+//! A leaf module: samples are built into it and augmentation warps and
+//! jitters it. Public as `uld_data::sample::ImageChw`.
 
 /// `channels x height x width` values, channel after channel, row after row.
 #[derive(Debug, Clone, PartialEq)]
