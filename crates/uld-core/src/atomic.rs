@@ -1,6 +1,6 @@
 //! Writing files so that they appear complete or not at all.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -12,21 +12,32 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    write_atomically_via(path, |tmp| {
+    replace_with(path, |tmp| {
         let mut out = BufWriter::new(File::create(tmp)?);
         fill(&mut out)?;
-        out.flush()
+        out.flush()?;
+        out.get_ref().sync_all()
     })
 }
 
 /// [`write_atomically`] for writers that create the file themselves (a
 /// library that takes a path, such as a tensor serialiser): `write` fills
 /// the temporary path it is given, which is then synced and renamed into
-/// place, and the folder is synced so the rename survives a crash.
+/// place.
 pub fn write_atomically_via(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<()> {
+    replace_with(path, |tmp| {
+        write(tmp)?;
+        OpenOptions::new().write(true).open(tmp)?.sync_all()
+    })
+}
+
+/// Writes and syncs a temporary file beside `path` with `write`, renames it
+/// into place and syncs the folder, so the rename survives a crash too; on
+/// failure the temporary file is removed.
+fn replace_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -41,7 +52,6 @@ pub fn write_atomically_via(
     ));
     let result = (|| {
         write(&tmp)?;
-        File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // A folder opened read-only can be synced on Unix; elsewhere the
         // rename is as durable as the platform makes it.

@@ -502,3 +502,48 @@ fn key_slices_are_the_largest_cross_section_and_unlabelled_lesions_stay_unlabell
         "some unlabelled lesions share a key slice"
     );
 }
+
+#[test]
+fn extra_val_and_test_patients_leave_the_training_split_as_it_was() {
+    let stats = FittedStats::builtin();
+    let base = SynthConfig {
+        patients: 20,
+        ..tiny(3)
+    };
+    let larger = SynthConfig {
+        extra_val_patients: 4,
+        extra_test_patients: 6,
+        ..base.clone()
+    };
+    let (a, b) = (Plan::new(&base, &stats), Plan::new(&larger, &stats));
+    let rows = |plan: &Plan, split: Split| -> Vec<String> {
+        plan.records
+            .iter()
+            .filter(|r| r.split == split)
+            .map(|r| format!("{r:?}"))
+            .collect()
+    };
+    assert_eq!(rows(&a, Split::Train), rows(&b, Split::Train));
+    let patients = |plan: &Plan, split: Split| -> BTreeSet<u32> {
+        plan.series
+            .iter()
+            .filter(|s| s.split == split)
+            .map(|s| s.patient)
+            .collect()
+    };
+    assert_eq!(
+        patients(&b, Split::Val).len(),
+        patients(&a, Split::Val).len() + 4
+    );
+    assert_eq!(
+        patients(&b, Split::Test).len(),
+        patients(&a, Split::Test).len() + 6
+    );
+    assert!(
+        patients(&b, Split::Test).contains(&30),
+        "the extra patients come last"
+    );
+    let splits = uld_data::synth::patient_splits(&larger);
+    assert_eq!(splits.len(), 30);
+    assert_eq!(&splits[..20], &uld_data::synth::patient_splits(&base)[..]);
+}

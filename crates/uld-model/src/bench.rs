@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
 use uld_core::{Box2, Error, Result};
 
 use crate::ModelConfig;
-use crate::detector::{Detector, FcosDetector};
+use crate::detector::{Detector, FcosDetector, build_detector};
 use crate::targets::ImageTargets;
 
 /// What to time.
@@ -97,10 +97,9 @@ fn setup(
         ));
     }
     tch::set_num_threads(opts.threads);
-    tch::manual_seed(0);
     let size = opts.size.unwrap_or(cfg.input.size);
     let vs = nn::VarStore::new(opts.device);
-    let model = FcosDetector::new(&vs.root(), cfg)?;
+    let model: FcosDetector = build_detector(&vs, cfg, Some(0))?;
     let images = Tensor::randn(
         [opts.batch, cfg.input.slices, size, size],
         (Kind::Float, opts.device),

@@ -32,6 +32,10 @@ pub trait Detector {
 /// `input.slices` slices per image).
 pub trait BuildDetector: Detector + Sized + 'static {
     fn build(p: &nn::Path, config: &ModelConfig) -> Result<Self>;
+
+    /// The multiple the height and width of its input must be of (data
+    /// pipelines pad images to it), e.g. the coarsest stride.
+    fn size_divisor(config: &ModelConfig) -> usize;
 }
 
 /// Builds a `D` with its variables at the root of `store`, from `seed` if
@@ -213,6 +217,11 @@ impl FcosDetector {
 impl BuildDetector for FcosDetector {
     fn build(p: &nn::Path, config: &ModelConfig) -> Result<Self> {
         Self::new(p, config)
+    }
+
+    /// The coarsest pyramid stride.
+    fn size_divisor(config: &ModelConfig) -> usize {
+        config.fpn.strides.iter().copied().max().unwrap_or(32) as usize
     }
 }
 

@@ -42,8 +42,9 @@ pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     })
 }
 
-/// Saves a checkpoint for `step`, keeps the newest `keep` (at least this
-/// one) and returns the tensors file's path.
+/// Saves a checkpoint for `step` and returns the tensors file's path. Of
+/// the checkpoints before it, the newest `keep - 1` stay; later ones (left
+/// by a run this one restarted) are never touched.
 pub fn save_checkpoint(
     dir: &Path,
     keep: usize,
@@ -79,7 +80,7 @@ pub fn save_checkpoint(
     write_atomically(&dir.join("latest.json"), |w| {
         serde_json::to_writer_pretty(w, &latest).map_err(std::io::Error::other)
     })?;
-    prune(dir, keep.max(1))?;
+    prune(dir, step, keep.max(1))?;
     Ok(tensors)
 }
 
@@ -105,18 +106,35 @@ pub fn checkpoint_steps(dir: &Path) -> Result<Vec<u64>> {
     Ok(steps)
 }
 
-/// Removes every checkpoint but the newest `keep`.
-fn prune(dir: &Path, keep: usize) -> Result<()> {
-    let steps = checkpoint_steps(dir)?;
-    for &step in &steps[..steps.len().saturating_sub(keep)] {
-        for name in [tensors_name(step), meta_name(step)] {
-            let path = dir.join(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&path, e));
-                }
-                _ => {}
+/// Removes the checkpoints before `step` but the newest `keep - 1`, and the
+/// temporary files of interrupted writes before `step`. The metadata goes
+/// first: a tensors file without it is never named by `latest.json`.
+fn prune(dir: &Path, step: u64, keep: usize) -> Result<()> {
+    let older: Vec<u64> = checkpoint_steps(dir)?
+        .into_iter()
+        .filter(|&s| s < step)
+        .collect();
+    let mut doomed: Vec<PathBuf> = older[..older.len().saturating_sub(keep - 1)]
+        .iter()
+        .flat_map(|&s| [dir.join(meta_name(s)), dir.join(tensors_name(s))])
+        .collect();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let name = entry.map_err(|e| Error::io(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let temporary_step = name
+            .strip_prefix(".ckpt-")
+            .filter(|rest| rest.contains(".tmp"))
+            .and_then(|rest| rest.split('.').next()?.parse::<u64>().ok());
+        if temporary_step.is_some_and(|s| s < step) {
+            doomed.push(dir.join(name.as_ref()));
+        }
+    }
+    for path in doomed {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&path, e));
             }
+            _ => {}
         }
     }
     Ok(())

@@ -79,6 +79,15 @@ uld_data::word_option_module!(
 );
 
 impl TrainConfig {
+    /// The same run with training seed `offset` places on: the weights'
+    /// initialisation and the loader's data order and augmentation.
+    pub fn reseeded(&self, offset: u64) -> Self {
+        let mut config = self.clone();
+        config.seed = self.seed.wrapping_add(offset);
+        config.loader.seed = self.loader.seed.wrapping_add(offset);
+        config
+    }
+
     pub fn preset(name: &str) -> Result<Self> {
         uld_core::overrides::preset(
             "training preset",

@@ -1,6 +1,9 @@
-//! Training for uld: supervised and teacher-student mining runs, with
-//! optimisers whose state is saved, learning-rate schedules, the EMA
-//! teacher, atomic checkpoints and exact resume.
+//! Training for uld, generic over the detector: supervised and
+//! teacher-student mining runs, with optimisers whose state is saved,
+//! learning-rate schedules, the EMA teacher, atomic checkpoints and exact
+//! resume; the pieces a run is made of (`run`), validation, mined-lesion
+//! export, the experiments (`experiment`: the mining benchmark, the demo)
+//! and detection on whole scans (`scan`, `scan_outputs`, `scan_run`).
 
 pub mod batch;
 pub mod bench;

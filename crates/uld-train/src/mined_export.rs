@@ -26,6 +26,18 @@ pub struct MinedRun {
     pub truth: Option<(MinedScore, Vec<Vec<bool>>)>,
 }
 
+impl MinedRun {
+    /// The training images with their mined lesions added to their labels,
+    /// as a multi-stage pipeline retrains on them.
+    pub fn labelled_images(&self) -> Vec<KeyImage> {
+        let mut images = self.images.clone();
+        for m in &self.mined {
+            images[m.index].boxes.extend(&m.boxes);
+        }
+        images
+    }
+}
+
 /// Mines the training key images of `data` with the `weights` of the run
 /// in `run` (a `D`), by the run's merge rule at `tau_high` if given.
 pub fn mine_run<D: BuildDetector>(
@@ -44,7 +56,7 @@ pub fn mine_run<D: BuildDetector>(
     }
     mining.validate()?;
     let images = training_images(data, records, &trained.config)?;
-    let settings = detect_settings(&trained.config, device);
+    let settings = detect_settings::<D>(&trained.config, device);
     let mined = mine_key_images(&trained.detector, &settings, images.clone(), &mining)?;
     let truth = complete_annotations(data, &images)?.map(|complete| {
         let mut score = MinedScore::default();

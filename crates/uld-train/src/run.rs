@@ -126,38 +126,33 @@ pub fn with_complete_labels(
     Ok(relabelled(images, complete))
 }
 
-/// The multiple image sides must be of: the model's largest stride.
-pub fn size_divisor(config: &TrainConfig) -> usize {
-    config.model.fpn.strides.iter().copied().max().unwrap_or(32) as usize
-}
-
-/// How detection runs for a configuration on a device.
-pub fn detect_settings(config: &TrainConfig, device: Device) -> DetectSettings {
+/// How detection with a `D` runs for a configuration on a device.
+pub fn detect_settings<D: BuildDetector>(config: &TrainConfig, device: Device) -> DetectSettings {
     DetectSettings {
         sample: config.sample.clone(),
         batch_size: config.loader.batch_size.max(1),
         workers: config.loader.workers,
         device,
-        size_divisor: size_divisor(config),
+        size_divisor: D::size_divisor(&config.model),
     }
 }
 
-/// The training dataset of `images` with the views an objective needs.
-pub fn training_dataset(
+/// The dataset a `D` trains on: `images` with the views an objective needs.
+pub fn training_dataset<D: BuildDetector>(
     images: Vec<KeyImage>,
     config: &TrainConfig,
     views: ViewMode,
 ) -> Result<Arc<DeepLesionDataset>> {
     let mut dataset =
         DeepLesionDataset::new(images, config.sample.clone(), views, config.cache_bytes)?;
-    dataset.size_divisor = size_divisor(config);
+    dataset.size_divisor = D::size_divisor(&config.model);
     Ok(Arc::new(dataset))
 }
 
-/// A validator for `split` of the dataset at `root`; `None` when it has no
-/// rows. It scores `harvester` too where `uld synth` wrote the split's
-/// complete annotations.
-pub fn split_validator(
+/// A validator of a `D` for `split` of the dataset at `root`; `None` when
+/// it has no rows. It scores `harvester` too where `uld synth` wrote the
+/// split's complete annotations.
+pub fn split_validator<D: BuildDetector>(
     root: &Path,
     records: &[LesionRecord],
     split: Split,
@@ -176,7 +171,7 @@ pub fn split_validator(
         None
     };
     Ok(Some(SplitValidator {
-        settings: detect_settings(config, device),
+        settings: detect_settings::<D>(config, device),
         key_images: KeyImage::from_records(root, &rows, NoisyPolicy::Drop),
         keyslice: keyslice_truth(&rows, &format!("{} {} split", root.display(), split.name())),
         harvester,
@@ -195,15 +190,30 @@ pub fn train_on<D: BuildDetector>(
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let mut images = training_images(root, records, config)?;
-    let mut student = Student::<D>::new(config)?;
-    let device = student.store.device();
     let complete = complete_annotations(root, &images)?;
     if labels == Labels::Complete {
         images = with_complete_labels(root, &images, complete.as_ref())?;
     }
+    train_images_on::<D>(root, records, out, config, images, complete, observer)
+}
+
+/// [`train_on`] with the training images given (the boxes they carry are
+/// the labels), and their `complete` annotations where known, for scoring
+/// what mining finds.
+pub fn train_images_on<D: BuildDetector>(
+    root: &Path,
+    records: &[LesionRecord],
+    out: &Path,
+    config: &TrainConfig,
+    images: Vec<KeyImage>,
+    complete: Option<CompleteAnnotations>,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    let mut student = Student::<D>::new(config)?;
+    let device = student.store.device();
     let mut objective = objective::<D>(config, device, complete)?;
-    let dataset = training_dataset(images, config, objective.views())?;
-    let mut validator = split_validator(root, records, Split::Val, config, device)?;
+    let dataset = training_dataset::<D>(images, config, objective.views())?;
+    let mut validator = split_validator::<D>(root, records, Split::Val, config, device)?;
     train(
         out,
         config,

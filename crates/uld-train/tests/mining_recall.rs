@@ -102,7 +102,7 @@ fn trained(
         Some(m) => m,
         None => &mut Supervised,
     };
-    let data = training_dataset(images, config, objective.views()).unwrap();
+    let data = training_dataset::<FcosDetector>(images, config, objective.views()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     train(
         dir.path(),
@@ -125,7 +125,7 @@ fn unlabelled_recall(
     images: &[KeyImage],
     complete: &[Vec<Box2>],
 ) -> MinedScore {
-    let settings = detect_settings(config, tch::Device::Cpu);
+    let settings = detect_settings::<FcosDetector>(config, tch::Device::Cpu);
     let mut score = MinedScore::default();
     for d in settings.detect(detector, images.to_vec()).unwrap() {
         let labelled = &images[d.index].boxes;

@@ -247,3 +247,47 @@ fn a_run_keeps_only_its_newest_checkpoints() {
     assert_eq!((back.step, back.meta), (5, 5));
     assert_eq!(max_difference(&vs, &restored), 0.0);
 }
+
+#[test]
+fn a_restarted_run_keeps_its_own_checkpoints_whatever_an_earlier_run_left() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, _) = model(3);
+    let opt = Optimizer::new(
+        OptimizerConfig::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        &vs,
+    );
+    for step in [10, 20, 30] {
+        save_checkpoint(dir.path(), 3, step, &vs, None, &opt, &step).unwrap();
+    }
+    // a write of step 25 interrupted before its rename, and the index
+    // removed to start over
+    std::fs::write(
+        dir.path().join(".ckpt-00000025.safetensors.tmp999"),
+        b"half",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("latest.json")).unwrap();
+    for step in [5u64, 27] {
+        save_checkpoint(dir.path(), 1, step, &vs, None, &opt, &step).unwrap();
+        let (mut back, _) = model(99);
+        let restored = load_latest::<u64>(dir.path(), &mut back, None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((restored.step, restored.meta), (step, step));
+    }
+    assert_eq!(
+        checkpoint_steps(dir.path()).unwrap(),
+        vec![27, 30],
+        "the newest of this run stays; the earlier run's later step is left alone"
+    );
+    assert!(
+        !dir.path()
+            .join(".ckpt-00000025.safetensors.tmp999")
+            .exists(),
+        "the interrupted write before this step is cleaned up"
+    );
+}

@@ -60,8 +60,8 @@ fn overfit(images: Vec<KeyImage>, max_side: usize, max_steps: u64) -> (f64, u64)
         weight_decay: 0.0,
     };
     config.cache_bytes = 256 << 20;
-    let data = training_dataset(images.clone(), &config, ViewMode::Weak).unwrap();
-    let settings = detect_settings(&config, Device::Cpu);
+    let data = training_dataset::<FcosDetector>(images.clone(), &config, ViewMode::Weak).unwrap();
+    let settings = detect_settings::<FcosDetector>(&config, Device::Cpu);
     let run = tempfile::tempdir().unwrap();
     let mut student = Student::<FcosDetector>::new(&config).unwrap();
     let untrained = recall(&settings, &student.detector, &images);

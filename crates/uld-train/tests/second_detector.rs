@@ -21,8 +21,10 @@ fn config(steps: u64) -> TrainConfig {
     c.log_every = 5;
     c.checkpoint_every = 10;
     c.mining.burn_in_fraction = 0.5;
-    c.mining.tau_high = 0.2;
-    c.mining.tau_low = 0.1;
+    // A heatmap this young scores every peak low: learn its best peaks
+    // (up to the per-image cap) whatever their score, to exercise the path.
+    c.mining.tau_high = 0.0;
+    c.mining.tau_low = 0.0;
     c.schedule.base_lr = 2e-3;
     // the schedule is that of a 40-step run however many steps this process
     // is asked for, as when a run is stopped and started again
@@ -51,7 +53,7 @@ fn run(dir: &Path, config: &TrainConfig) -> Run {
         dir,
         config,
         &mut student,
-        dataset(config, mining.views()),
+        dataset::<HeatmapDetector>(config, mining.views()),
         &mut mining,
         None,
         &mut recorder,
@@ -80,13 +82,16 @@ fn a_heatmap_detector_trains_with_mining_and_resumes_exactly() {
         last.loss_parts["loss_heatmap"] < 0.7 * first.loss_parts["loss_heatmap"],
         "the heatmap loss falls: {first:?} -> {last:?}"
     );
+    let mined: f64 = whole
+        .logs
+        .iter()
+        .filter(|l| l.step > 20)
+        .filter_map(|l| l.objective.get("pseudo_per_image"))
+        .sum();
+    eprintln!("pseudo lesions per image, summed over the logged mining steps: {mined}");
     assert!(
-        whole
-            .logs
-            .iter()
-            .filter(|l| l.step > 20)
-            .all(|l| l.objective.contains_key("pseudo_per_image")),
-        "the teacher mines after the burn-in"
+        mined > 0.0,
+        "the teacher mines pseudo lesions after the burn-in"
     );
     assert_ne!(
         weights(&whole.student.store),

@@ -29,7 +29,7 @@ fn run(dir: &Path, config: &TrainConfig) -> (Vec<StepLog>, Student<FcosDetector>
         dir,
         config,
         &mut student,
-        dataset(config, ViewMode::Weak),
+        dataset::<FcosDetector>(config, ViewMode::Weak),
         &mut Supervised,
         None,
         &mut recorder,
@@ -103,7 +103,7 @@ fn mining_runs_end_to_end_and_scores_its_mined_lesions() {
         warm.path(),
         &learn,
         &mut learned,
-        training_dataset(complete_images, &learn, ViewMode::Weak).unwrap(),
+        training_dataset::<FcosDetector>(complete_images, &learn, ViewMode::Weak).unwrap(),
         &mut Supervised,
         None,
         &mut Silent,
@@ -130,7 +130,7 @@ fn mining_runs_end_to_end_and_scores_its_mined_lesions() {
     )
     .unwrap();
     let mut recorder = Recorder::default();
-    let data = dataset(&config, ViewMode::WeakStrong);
+    let data = dataset::<FcosDetector>(&config, ViewMode::WeakStrong);
     train(
         dir.path(),
         &config,

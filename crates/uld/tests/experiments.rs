@@ -32,7 +32,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 #[test]
-fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
+fn the_mining_benchmark_trains_every_arm_per_seed_compares_them_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
     let mut args = vec![
@@ -42,29 +42,81 @@ fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
         out.to_str().unwrap(),
         "--data-preset",
         "tiny",
+        "--extra-test-patients",
+        "1",
+        "--seeds",
+        "2",
         "--bootstrap",
         "20",
     ];
     args.extend(TINY_RUN);
     let stdout = ok(&args);
     for row in [
-        "| (a) supervised, partial labels |",
-        "| (b) mining, partial labels |",
-        "| (c) supervised, complete labels |",
+        "| (a) supervised, partial labels | 20 |",
+        "| (b) mining, partial labels | 20 |",
+        "| (c) supervised, complete labels | 20 |",
+        "| (d) multi-stage: (a) mines, a fresh model retrains | 40 |",
         "| (b) mining, its student |",
+        "- (b) - (a) harvester sensitivity: mean",
+        "- (b) - (d) harvester ap: mean",
         "share of the (c) - (a) gap that (b) closes",
-        "keyslice mean sensitivity",
+        "Mined by (a)'s final weights for (d), offline",
     ] {
         assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Machine:") && report.contains("Total wall time"));
     assert!(png_size(&out.join("froc_harvester.png")).0 > 0);
-    let mining_config = std::fs::read_to_string(out.join("b_mining_partial/config.toml")).unwrap();
-    assert!(
-        mining_config.contains("mode = \"mining\""),
-        "{mining_config}"
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["seeds"], 2);
+    let arms = json["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 4);
+    for arm in arms {
+        assert_eq!(arm["per_seed"].as_array().unwrap().len(), 2, "{arm}");
+        assert!(
+            arm["mean"]["harvester_sensitivity"]["value"].is_f64(),
+            "{arm}"
+        );
+    }
+    let b_minus_a = json["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "(b) - (a)" && c["metric"] == "harvester_sensitivity")
+        .unwrap();
+    let per_seed: Vec<f64> = b_minus_a["per_seed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["difference"].as_f64().unwrap())
+        .collect();
+    assert_eq!(per_seed.len(), 2);
+    let mean = b_minus_a["mean"].as_f64().unwrap();
+    assert!((mean - (per_seed[0] + per_seed[1]) / 2.0).abs() < 1e-12);
+    assert_eq!(
+        b_minus_a["holds_on_every_seed"],
+        mean > 0.0 && per_seed.iter().all(|d| *d > 0.0)
     );
+    for seed in 0..2 {
+        let run = out.join(format!("seed_{seed}"));
+        let mining_config =
+            std::fs::read_to_string(run.join("b_mining_partial/config.toml")).unwrap();
+        assert!(
+            mining_config.contains("mode = \"mining\""),
+            "{mining_config}"
+        );
+        assert!(
+            mining_config.contains(&format!("\nseed = {seed}\n")),
+            "seed {seed} trains with its own seed: {mining_config}"
+        );
+        let mined = uld_data::deeplesion::read_dl_info(run.join("d_multistage/mined.csv")).unwrap();
+        assert!(
+            mined
+                .iter()
+                .all(|r| r.split == uld_data::deeplesion::Split::Train)
+        );
+    }
 
     let again = ok(&args);
     assert!(again.contains("reusing the synthetic dataset"), "{again}");
@@ -84,7 +136,7 @@ fn the_mining_benchmark_trains_three_runs_reports_the_gap_and_resumes() {
     };
     let repeated = ok(&args);
     assert_eq!(results(&repeated), results(&stdout));
-    assert_eq!(results(&stdout).len(), 7, "{stdout}");
+    assert_eq!(results(&stdout).len(), 5 + 9 + 2, "{stdout}");
 }
 
 #[test]

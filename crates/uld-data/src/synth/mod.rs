@@ -29,7 +29,9 @@ pub use annotations::{
 };
 pub use lesion::LesionShape;
 pub use phantom::{Anatomy, Region, Site, SliceGeometry, Tissues};
-pub use plan::{Plan, PlannedLesion, PlannedSection, PlannedSeries, TORSO_LENGTH_MM};
+pub use plan::{
+    Plan, PlannedLesion, PlannedSection, PlannedSeries, TORSO_LENGTH_MM, patient_splits,
+};
 pub use stats::{
     FITTED_CSV, FittedStats, Histogram, QUANTILE_LEVELS, QuantileTable, SPLIT_FRACTIONS,
     interval_um,
@@ -38,7 +40,7 @@ pub use stats::{
 pub use crate::recist::{BOX_PADDING_PX, Recist, SectionMask};
 pub use write::{
     DL_INFO_FILE, WriteSummary, complete_annotations_file, partial_annotations_file, render_slice,
-    write_dataset,
+    synthetic_dataset_is_written, write_dataset,
 };
 
 use std::path::Path;
@@ -106,6 +108,13 @@ pub struct SynthConfig {
     pub context_mm: f64,
     /// Write the true type on training rows too (the real table has -1 there).
     pub train_lesion_types: bool,
+    /// Patients added to the val split after the `patients` are split by
+    /// the published shares: a larger tuning split, with the first
+    /// `patients` (and so the training split) the same as without them.
+    pub extra_val_patients: usize,
+    /// Patients added to the test split the same way: a test split large
+    /// enough to resolve small differences between methods.
+    pub extra_test_patients: usize,
 }
 
 impl Default for SynthConfig {
@@ -117,6 +126,8 @@ impl Default for SynthConfig {
             missing_fraction: 0.5,
             context_mm: 10.0,
             train_lesion_types: false,
+            extra_val_patients: 0,
+            extra_test_patients: 0,
         }
     }
 }

@@ -127,8 +127,8 @@ impl Plan {
     /// Plans a dataset; deterministic for `config.seed`, whatever the
     /// number of threads (each patient draws from its own stream).
     pub fn new(config: &SynthConfig, stats: &FittedStats) -> Self {
-        let splits = patient_splits(config.patients, config.seed);
-        let patients: Vec<(Vec<PlannedSeries>, Vec<PlannedLesion>)> = (0..config.patients)
+        let splits = patient_splits(config);
+        let patients: Vec<(Vec<PlannedSeries>, Vec<PlannedLesion>)> = (0..splits.len())
             .into_par_iter()
             .map(|p| plan_patient(config, stats, p as u32 + 1, splits[p]))
             .collect();
@@ -172,9 +172,19 @@ impl Plan {
     }
 }
 
+/// The split of each patient (patient `i + 1` at index `i`): the
+/// `config.patients` by the published shares, then the extra val and test
+/// patients.
+pub fn patient_splits(config: &SynthConfig) -> Vec<Split> {
+    let mut splits = shared_patient_splits(config.patients, config.seed);
+    splits.extend(std::iter::repeat_n(Split::Val, config.extra_val_patients));
+    splits.extend(std::iter::repeat_n(Split::Test, config.extra_test_patients));
+    splits
+}
+
 /// Patients per split: the published shares, at least one patient in val
 /// and test when there are three or more, assigned in a seeded shuffle.
-fn patient_splits(patients: usize, seed: u64) -> Vec<Split> {
+fn shared_patient_splits(patients: usize, seed: u64) -> Vec<Split> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x5EED_5EED));
     let share = |f: f64| {
         let n = (patients as f64 * f).round() as usize;

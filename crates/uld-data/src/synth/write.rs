@@ -2,6 +2,7 @@
 //! parallel (each from its own seeded noise stream, so the files do not
 //! depend on the thread count), then the tables and annotations.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
@@ -9,9 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use uld_core::{Error, Result, write_atomically};
 
+use super::SynthConfig;
 use super::annotations::{MANIFEST_FILE, Manifest, harvester_json};
 use super::noise::mix;
-use super::plan::{Plan, PlannedSeries};
+use super::plan::{Plan, PlannedSeries, patient_splits};
 use crate::deeplesion::{HuSlice, Split, png_name, write_dl_info};
 
 /// What a written dataset holds and where.
@@ -159,4 +161,43 @@ fn gaussian(rng: &mut impl Rng) -> f32 {
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// Whether `root` holds a finished synthetic dataset (its manifest is
+/// written last) of `config`'s settings (seed, share of unlabelled lesions,
+/// the patients of each split); an error when it holds another.
+pub fn synthetic_dataset_is_written(root: &Path, config: &SynthConfig) -> Result<bool> {
+    let manifest_path = root.join(MANIFEST_FILE);
+    if !manifest_path.exists() {
+        return Ok(false);
+    }
+    let manifest = Manifest::read(&manifest_path)?;
+    let splits: BTreeMap<u32, &str> = manifest
+        .series
+        .iter()
+        .map(|s| (s.patient, s.split.as_str()))
+        .collect();
+    let planned: BTreeMap<u32, &str> = patient_splits(config)
+        .into_iter()
+        .enumerate()
+        .map(|(i, split)| (i as u32 + 1, split.name()))
+        .collect();
+    if manifest.seed == config.seed
+        && manifest.missing_fraction == config.missing_fraction
+        && splits == planned
+    {
+        return Ok(true);
+    }
+    let patients = splits.len();
+    Err(Error::invalid(
+        "dataset folder",
+        format!(
+            "{} holds another synthetic dataset (seed {}, {} patients, missing fraction {}); \
+             remove it or choose another output folder",
+            root.display(),
+            manifest.seed,
+            patients,
+            manifest.missing_fraction
+        ),
+    ))
 }

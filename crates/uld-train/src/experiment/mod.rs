@@ -1,19 +1,19 @@
 //! Experiments over training runs: the synthetic dataset they share, the
 //! runs ("arms") trained on it, and the runs' detections and scores on its
 //! test split. Every step reuses what an interrupted earlier call left:
-//! the dataset once its manifest is written, and runs through their resume.
+//! the dataset once its manifest is written
+//! (`uld_data::synth::synthetic_dataset_is_written`), and runs through
+//! their resume.
 //! [`mining_bench`] is the missing-annotation benchmark built from them.
 
 pub mod demo;
 pub mod mining_bench;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use tch::Device;
 use uld_core::{Error, Result};
 use uld_data::deeplesion::{LesionRecord, Split};
-use uld_data::synth::{MANIFEST_FILE, Manifest, SynthConfig};
 use uld_eval::BootstrapConfig;
 use uld_model::BuildDetector;
 
@@ -22,34 +22,6 @@ use crate::run::{Labels, split_validator, train_on};
 use crate::trained::{Weights, load_trained_weights};
 use crate::trainer::{Observer, Outcome};
 use crate::validate::SplitScores;
-
-/// Whether `root` holds a finished synthetic dataset (its manifest is
-/// written last) of `config`'s settings; an error when it holds another.
-pub fn synthetic_dataset_is_written(root: &Path, config: &SynthConfig) -> Result<bool> {
-    let manifest_path = root.join(MANIFEST_FILE);
-    if !manifest_path.exists() {
-        return Ok(false);
-    }
-    let manifest = Manifest::read(&manifest_path)?;
-    let patients: BTreeSet<u32> = manifest.series.iter().map(|s| s.patient).collect();
-    if manifest.seed == config.seed
-        && manifest.missing_fraction == config.missing_fraction
-        && patients.len() == config.patients
-    {
-        return Ok(true);
-    }
-    Err(Error::invalid(
-        "dataset folder",
-        format!(
-            "{} holds another synthetic dataset (seed {}, {} patients, missing fraction {}); \
-             remove it or choose another output folder",
-            root.display(),
-            manifest.seed,
-            patients.len(),
-            manifest.missing_fraction
-        ),
-    ))
-}
 
 /// One training run of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +75,7 @@ pub fn score_on_test<D: BuildDetector>(
     bootstrap: BootstrapConfig,
 ) -> Result<SplitScores> {
     let trained = load_trained_weights::<D>(run, device, weights)?;
-    let validator = split_validator(data, records, Split::Test, &trained.config, device)?
+    let validator = split_validator::<D>(data, records, Split::Test, &trained.config, device)?
         .ok_or_else(|| Error::invalid("dataset", format!("{} has no test rows", data.display())))?;
     let scores = validator.score(&trained.detector, Some(bootstrap))?;
     let out = run.join(format!("test_{}", weights.name()));

@@ -9,7 +9,6 @@ use uld_model::{BuildDetector, Detection, Detector, ImageTargets, LossTerms, Mod
 
 const STRIDE: i64 = 4;
 const MAX_DETECTIONS: i64 = 20;
-const MIN_SCORE: f64 = 0.05;
 
 #[derive(Debug)]
 pub struct HeatmapDetector {
@@ -44,6 +43,11 @@ impl BuildDetector for HeatmapDetector {
             heat: nn::conv2d(p / "heat", 32, 1, 1, prior),
             size: nn::conv2d(p / "size", 32, 2, 1, Default::default()),
         })
+    }
+
+    /// Two stride-2 convolutions.
+    fn size_divisor(_: &ModelConfig) -> usize {
+        STRIDE as usize
     }
 }
 
@@ -189,7 +193,6 @@ impl Detector for HeatmapDetector {
                 scores
                     .iter()
                     .zip(&cells)
-                    .filter(|(s, _)| f64::from(**s) >= MIN_SCORE)
                     .map(|(&score, &cell)| {
                         let (r, c) = (cell / cols, cell % cols);
                         let bw = sizes[cell as usize] * STRIDE as f32;

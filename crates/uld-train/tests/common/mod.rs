@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use uld_data::deeplesion::read_dl_info;
 use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
 use uld_data::synth::{Preset, generate};
+use uld_model::BuildDetector;
 use uld_train::run::{training_dataset, training_images};
 use uld_train::{Observer, StepLog, TrainConfig};
 
@@ -37,8 +38,9 @@ pub fn train_images(config: &TrainConfig) -> Vec<KeyImage> {
     training_images(root, &records, config).unwrap()
 }
 
-pub fn dataset(config: &TrainConfig, views: ViewMode) -> Arc<DeepLesionDataset> {
-    training_dataset(train_images(config), config, views).unwrap()
+/// The training dataset a `D` trains on.
+pub fn dataset<D: BuildDetector>(config: &TrainConfig, views: ViewMode) -> Arc<DeepLesionDataset> {
+    training_dataset::<D>(train_images(config), config, views).unwrap()
 }
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use uld_eval::BootstrapConfig;
 use uld_model::FcosDetector;
 use uld_train::experiment::mining_bench::{
-    BenchSetup, Report, SMALL_STEPS, plot_all, score_arms, train_arms,
+    BenchSetup, SMALL_STEPS, Summary, plot_all, score_runs, train_runs,
 };
 use uld_train::{Observer, TrainConfig};
 
@@ -19,8 +19,9 @@ use super::train::{ConfigArgs, ProgressObserver};
 
 #[derive(Args)]
 pub struct MiningBenchArgs {
-    /// Folder for the dataset (`data/`), the three runs and `report.md`; an
-    /// interrupted benchmark resumes from what it finds there.
+    /// Folder for the dataset (`data/`), the runs (`seed_K/<arm>/`),
+    /// `report.md` and `report.json`; an interrupted benchmark resumes from
+    /// what it finds there.
     #[arg(long, default_value = "uld-bench-mining")]
     pub out: PathBuf,
     /// Synthetic dataset size: tiny, small (CPU) or full (GPU).
@@ -32,9 +33,27 @@ pub struct MiningBenchArgs {
     /// Share of lesions left out of DL_info.csv.
     #[arg(long, default_value_t = 0.5)]
     pub missing_fraction: f64,
-    /// Seed of the synthetic dataset (the runs' seed is the config's `seed`).
+    /// Seed of the synthetic dataset (the runs' seeds are the config's
+    /// `seed` and `loader.seed` plus 0, 1, ...).
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+    /// Patients added to the val split after the preset's patients, whose
+    /// training split stays as it is. Default: 18 with the `small` data
+    /// preset (twice its val split), else 0.
+    #[arg(long)]
+    pub extra_val_patients: Option<usize>,
+    /// Patients added to the test split the same way. Default: 54 with the
+    /// `small` data preset (four times its test split, over 800 lesions),
+    /// else 0.
+    #[arg(long)]
+    pub extra_test_patients: Option<usize>,
+    /// Training seeds of every arm; each comparison is made per seed and
+    /// then averaged.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// Leave out arm (d), multi-stage mining.
+    #[arg(long)]
+    pub no_multistage: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Training steps of each run, the learning-rate decay stretched to
@@ -57,29 +76,43 @@ pub struct MiningBenchArgs {
     pub quiet: bool,
 }
 
+/// Extra val and test patients of the `small` data preset.
+const SMALL_EXTRA_VAL: usize = 18;
+const SMALL_EXTRA_TEST: usize = 54;
+
 pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
     if args.config.mode.is_some() {
         bail!("uld bench mining trains every mode itself; leave out --mode");
     }
     ensure!(args.bootstrap > 0, "--bootstrap must be at least 1");
     ensure!(args.jobs > 0, "--jobs must be at least 1");
+    ensure!(args.seeds > 0, "--seeds must be at least 1");
     let start = Instant::now();
-    let synth = preset_config(
+    let mut synth = preset_config(
         &args.data_preset,
         args.data_seed,
         args.missing_fraction,
         args.patients,
     )?;
+    let small = args.data_preset == "small";
+    synth.extra_val_patients =
+        args.extra_val_patients
+            .unwrap_or(if small { SMALL_EXTRA_VAL } else { 0 });
+    synth.extra_test_patients =
+        args.extra_test_patients
+            .unwrap_or(if small { SMALL_EXTRA_TEST } else { 0 });
     synth.validate()?;
     let setup = BenchSetup {
         out: args.out.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         data_preset: args.data_preset.clone(),
-        patients: synth.patients,
+        patients: synth.patients + synth.extra_val_patients + synth.extra_test_patients,
         data_seed: args.data_seed,
         missing_fraction: args.missing_fraction,
         preset: args.config.preset.clone(),
         config: run_config(args)?,
+        seeds: args.seeds,
+        multistage: !args.no_multistage,
         jobs: args.jobs,
         bootstrap: BootstrapConfig {
             replicates: args.bootstrap,
@@ -92,27 +125,30 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
     if args.quiet {
         bars.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let seconds = train_arms::<FcosDetector>(&setup, &records, &|arm| {
-        println!("{}", arm.header(&setup.run_dir(arm)));
+    let trained = train_runs::<FcosDetector>(&setup, &records, device, &|run| {
+        println!(
+            "== {} ({}), seed {} in {}",
+            run.arm().arm.title,
+            run.arm().arm.name,
+            run.seed,
+            setup.run_dir(run).display()
+        );
         let bar = bars.add(ProgressBar::new(0));
-        bar.set_prefix(arm.tag());
+        bar.set_prefix(run.tag(setup.seeds));
         Box::new(ProgressObserver::new(bar)) as Box<dyn Observer + Send>
     })?;
     if setup.config.threads > 0 {
         tch::set_num_threads(setup.config.threads);
     }
-    let results = score_arms::<FcosDetector>(&setup, &records, seconds, device)?;
-    let report = Report {
-        setup: &setup,
-        results: &results,
-        total_seconds: start.elapsed().as_secs_f64(),
-    };
-    let text = report.markdown();
-    print!("{}", report.table());
-    let path = args.out.join("report.md");
-    uld_core::write_atomically(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
-    plot_all(&args.out, &results.rows)?;
-    println!("report: {}", path.display());
+    let results = score_runs::<FcosDetector>(&setup, &records, &trained, device)?;
+    let summary = Summary::new(&setup, &results, start.elapsed().as_secs_f64());
+    print!("{}", summary.table());
+    summary.write(&args.out)?;
+    plot_all(&args.out, &results)?;
+    println!(
+        "report: {} and report.json",
+        args.out.join("report.md").display()
+    );
     Ok(())
 }
 

@@ -152,13 +152,9 @@ fn write_built_in_reference() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
-    fn the_built_in_reference_is_the_source_tree_script() {
-        let source =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../uld-model/bench/reference_model.py");
-        assert_eq!(BUILT_IN_REFERENCE, std::fs::read_to_string(source).unwrap());
+    fn the_built_in_reference_is_written_for_the_bench_to_run() {
         let (dir, script) = write_built_in_reference().unwrap();
         assert!(script.starts_with(dir.path()));
         assert_eq!(

@@ -46,7 +46,7 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
     let images = training_images(&root, &records, &config)?;
     let device = uld_train::device::open_device(&config.device)?;
     let mut objective = objective::<FcosDetector>(&config, device, None)?;
-    let data = training_dataset(images, &config, objective.views())?;
+    let data = training_dataset::<FcosDetector>(images, &config, objective.views())?;
     let t = time_training_steps::<FcosDetector, _>(
         &config,
         data,

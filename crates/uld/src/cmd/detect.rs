@@ -59,7 +59,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
     let trained =
         load_trained_with::<FcosDetector>(&args.model, device, Weights::Best, &args.overrides)?;
-    let settings = detect_settings(&trained.config, device);
+    let settings = detect_settings::<FcosDetector>(&trained.config, device);
     let Some(data) = &args.data else {
         return detect_scans::run(&args.scans, &args.scan, &trained, &settings, &args.out);
     };

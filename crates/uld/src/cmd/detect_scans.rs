@@ -100,20 +100,23 @@ pub fn run<D: Detector>(
             .open(path, &options)
             .map_err(anyhow::Error::from)
             .and_then(|scan| {
-                let slices = chosen_slices(&scan, args.slices.as_ref())?;
-                let bar = slice_bar(slices.len(), &scan.name);
-                let done = run.detect(
-                    &scan,
-                    slices,
-                    &trained.detector,
-                    settings,
-                    &outputs,
-                    &mut |n| bar.set_position(n as u64),
-                );
-                bar.finish_and_clear();
-                Ok(done?)
-            })
-            .with_context(|| format!("{}", path.display()));
+                // errors of opening name the file themselves
+                let detected = (|| {
+                    let slices = chosen_slices(&scan, args.slices.as_ref())?;
+                    let bar = slice_bar(slices.len(), &scan.name);
+                    let done = run.detect(
+                        &scan,
+                        slices,
+                        &trained.detector,
+                        settings,
+                        &outputs,
+                        &mut |n| bar.set_position(n as u64),
+                    );
+                    bar.finish_and_clear();
+                    Ok::<_, anyhow::Error>(done?)
+                })();
+                detected.with_context(|| format!("{}", path.display()))
+            });
         match result {
             Ok(r) => println!("{}", scan_line(path, &r, args.view_score)),
             Err(e) => {

@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::{DatasetStats, LesionRecord, read_dl_info};
+use uld_data::synth::synthetic_dataset_is_written;
 use uld_data::synth::{
     DL_INFO_FILE, FittedStats, Plan, Preset, SynthConfig, WriteSummary, write_dataset,
 };
-use uld_train::experiment::synthetic_dataset_is_written;
 
 #[derive(Args)]
 pub struct SynthArgs {
@@ -32,6 +32,12 @@ pub struct SynthArgs {
     /// Share of lesions left out of DL_info.csv.
     #[arg(long, default_value_t = 0.5)]
     missing_fraction: f64,
+    /// Patients added to the val split after the preset's (whose training split stays as it is).
+    #[arg(long, default_value_t = 0)]
+    extra_val_patients: usize,
+    /// Patients added to the test split the same way.
+    #[arg(long, default_value_t = 0)]
+    extra_test_patients: usize,
     /// Neighbouring slices shipped each side of a key slice, in mm (overrides the preset).
     #[arg(long)]
     context_mm: Option<f64>,
@@ -66,6 +72,8 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         args.patients,
     )?;
     config.train_lesion_types = args.train_lesion_types;
+    config.extra_val_patients = args.extra_val_patients;
+    config.extra_test_patients = args.extra_test_patients;
     if let Some(s) = args.image_size {
         config.image_size = s;
     }
