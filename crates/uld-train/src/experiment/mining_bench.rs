@@ -19,7 +19,7 @@ use serde::Serialize;
 use tch::Device;
 use uld_core::{Error, Result, write_atomically};
 use uld_data::deeplesion::LesionRecord;
-use uld_eval::bootstrap::Difference;
+use uld_eval::bootstrap::{Difference, Interval, MetricIntervals};
 use uld_eval::report::plot_frocs;
 use uld_eval::{BootstrapConfig, Evaluation, compare_evaluations};
 use uld_model::BuildDetector;
@@ -222,14 +222,12 @@ pub fn train_runs<D: BuildDetector>(
             })
             .copied()
             .collect();
-        let round = if round.is_empty() {
+        if round.is_empty() {
             return Err(Error::invalid(
                 "benchmark",
                 "a multi-stage arm is ordered before the arm that mines for it",
             ));
-        } else {
-            round
-        };
+        }
         start += round.len();
         let observers: Vec<Box<dyn Observer + Send>> = round.iter().map(|&r| observer(r)).collect();
         let results: Vec<Result<TrainedRun>> = std::thread::scope(|scope| {
@@ -450,33 +448,44 @@ pub struct Headline {
     pub harvester_sensitivity: Option<Estimate>,
     pub harvester_ap: Option<Estimate>,
     /// Keyslice mean sensitivity at 0.5-4 FP per image.
-    pub keyslice_sensitivity: Estimate,
+    pub keyslice_sensitivity: Option<Estimate>,
 }
 
 impl Headline {
     fn of(s: &SplitScores) -> Self {
-        let iv = |e: &Evaluation,
-                  pick: fn(
-            &uld_eval::bootstrap::MetricIntervals,
-        ) -> &uld_eval::bootstrap::Interval| {
-            e.intervals.as_ref().map(|i| *pick(i))
+        let est = |e: &Evaluation, value: f64, pick: fn(&MetricIntervals) -> Interval| {
+            let interval = e.intervals.as_ref().map(pick);
+            Estimate {
+                value,
+                low: interval.map(|i| i.low),
+                high: interval.map(|i| i.high),
+            }
         };
-        let est = |value: f64, i: Option<uld_eval::bootstrap::Interval>| Estimate {
-            value,
-            low: i.map(|i| i.low),
-            high: i.map(|i| i.high),
-        };
+        let harvester = s.harvester.as_ref().map(|h| &h.evaluation);
         let k = &s.keyslice.evaluation;
         Self {
-            harvester_sensitivity: s.harvester.as_ref().map(|h| {
-                let e = &h.evaluation;
-                est(e.metrics.summary, iv(e, |i| &i.summary))
-            }),
-            harvester_ap: s.harvester.as_ref().map(|h| {
-                let e = &h.evaluation;
-                est(e.metrics.ap, iv(e, |i| &i.ap))
-            }),
-            keyslice_sensitivity: est(k.metrics.summary, iv(k, |i| &i.summary)),
+            harvester_sensitivity: harvester.map(|e| est(e, e.metrics.summary, |i| i.summary)),
+            harvester_ap: harvester.map(|e| est(e, e.metrics.ap, |i| i.ap)),
+            keyslice_sensitivity: Some(est(k, k.metrics.summary, |i| i.summary)),
+        }
+    }
+
+    /// Each number reduced over `headlines` by `reduce` (no intervals),
+    /// where every headline has it.
+    fn reduce(headlines: &[Headline], reduce: fn(&[f64]) -> f64) -> Self {
+        let field = |pick: fn(&Headline) -> Option<Estimate>| {
+            let values: Option<Vec<f64>> =
+                headlines.iter().map(|h| pick(h).map(|e| e.value)).collect();
+            values.filter(|v| !v.is_empty()).map(|v| Estimate {
+                value: reduce(&v),
+                low: None,
+                high: None,
+            })
+        };
+        Self {
+            harvester_sensitivity: field(|h| h.harvester_sensitivity),
+            harvester_ap: field(|h| h.harvester_ap),
+            keyslice_sensitivity: field(|h| h.keyslice_sensitivity),
         }
     }
 }
@@ -599,42 +608,13 @@ fn arm_summary(
     seconds: Vec<Option<f64>>,
 ) -> ArmSummary {
     let per_seed: Vec<Headline> = scores.iter().map(|s| Headline::of(s)).collect();
-    let stat = |pick: fn(&Headline) -> Option<f64>| -> (Option<f64>, Option<f64>) {
-        let v: Option<Vec<f64>> = per_seed.iter().map(pick).collect();
-        match v {
-            Some(v) if !v.is_empty() => {
-                let (m, sd) = mean_sd(&v);
-                (Some(m), Some(sd))
-            }
-            _ => (None, None),
-        }
-    };
-    let point = |v: Option<f64>| {
-        v.map(|value| Estimate {
-            value,
-            low: None,
-            high: None,
-        })
-    };
-    let (hs, hs_sd) = stat(|h| h.harvester_sensitivity.map(|e| e.value));
-    let (ha, ha_sd) = stat(|h| h.harvester_ap.map(|e| e.value));
-    let (ks, ks_sd) = stat(|h| Some(h.keyslice_sensitivity.value));
-    let headline = |h, a, k: Option<f64>| Headline {
-        harvester_sensitivity: point(h),
-        harvester_ap: point(a),
-        keyslice_sensitivity: point(k).unwrap_or(Estimate {
-            value: f64::NAN,
-            low: None,
-            high: None,
-        }),
-    };
     ArmSummary {
         name: arm.arm.name,
         title: arm.arm.title,
         cost_steps: arm.cost_steps(steps),
+        mean: Headline::reduce(&per_seed, |v| mean_sd(v).0),
+        sd: Headline::reduce(&per_seed, |v| mean_sd(v).1),
         per_seed,
-        mean: headline(hs, ha, ks),
-        sd: headline(hs_sd, ha_sd, ks_sd),
         seconds,
     }
 }
@@ -805,21 +785,17 @@ impl Summary {
             "| run | training steps | harvester mean sensitivity, 0.125-8 FP/volume | harvester AP | keyslice mean sensitivity, 0.5-4 FP/image |"
         );
         let _ = writeln!(s, "|---|---|---|---|---|");
-        for arm in self.arms.iter().chain([&self.student]) {
-            let cell =
-                |pick: fn(&Headline) -> Option<Estimate>| -> String { cell(self.seeds, arm, pick) };
+        let costs = self.arms.iter().map(|a| a.cost_steps.to_string());
+        let rows = self.arms.iter().zip(costs);
+        for (arm, cost) in rows.chain([(&self.student, "(b)'s".to_string())]) {
+            let cell = |pick: fn(&Headline) -> Option<Estimate>| cell(self.seeds, arm, pick);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {cost} | {} | {} | {} |",
                 arm.title,
-                if std::ptr::eq(arm, &self.student) {
-                    "(b)'s".to_string()
-                } else {
-                    arm.cost_steps.to_string()
-                },
                 cell(|h| h.harvester_sensitivity),
                 cell(|h| h.harvester_ap),
-                cell(|h| Some(h.keyslice_sensitivity)),
+                cell(|h| h.keyslice_sensitivity),
             );
         }
         let _ = writeln!(

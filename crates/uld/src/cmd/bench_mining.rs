@@ -43,8 +43,7 @@ pub struct MiningBenchArgs {
     #[arg(long)]
     pub extra_val_patients: Option<usize>,
     /// Patients added to the test split the same way. Default: 54 with the
-    /// `small` data preset (four times its test split, over 800 lesions),
-    /// else 0.
+    /// `small` data preset (four times its test split), else 0.
     #[arg(long)]
     pub extra_test_patients: Option<usize>,
     /// Training seeds of every arm; each comparison is made per seed and
