@@ -72,7 +72,7 @@ pub fn synthetic(
             let slice = if protocol == Protocol::KeySlice {
                 None
             } else {
-                let s = (z + (i % 5) as i64 - 2).clamp(0, depth as i64 - 1) as u32;
+                let s = (z + (i % 5) as i64 - 2).clamp(0, depth as i64 - 1) as i32;
                 Some((s, s))
             };
             dets.push(

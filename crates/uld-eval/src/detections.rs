@@ -20,7 +20,9 @@
 //!
 //! Sub-volume slice `s` is PNG slice `FFF + s` of the key's range `FFF-LLL`
 //! (the Lesion-Harvester convention; LENS's whole-volume slice numbers are
-//! converted by its reader). Readers reject non-finite numbers and inverted
+//! converted by its reader). Slice numbers may be negative, as the
+//! references allow (a tracklet may begin before its sub-volume); those
+//! slices never hit a lesion. Readers reject non-finite numbers and inverted
 //! boxes with an error naming the file, line and field; boxes partly or
 //! wholly outside the image are kept (the references do not clip them).
 
@@ -35,8 +37,10 @@ use uld_core::{Box2, Error, Location, Result, write_atomically};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     /// First and last slice covered (0-based in the sub-volume, inclusive);
-    /// `None` for a key image.
-    pub slices: Option<(u32, u32)>,
+    /// `None` for a key image. Negative slices are allowed, as the
+    /// references allow them (a tracklet may begin before its sub-volume);
+    /// they never hit a lesion.
+    pub slices: Option<(i32, i32)>,
     pub bbox: Box2,
     pub score: f32,
     /// Tracklet id: rows with the same key and track are one 3D detection.
@@ -225,9 +229,9 @@ struct JsonFile {
 struct JsonDetection {
     key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    z1: Option<u32>,
+    z1: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    z2: Option<u32>,
+    z2: Option<i32>,
     #[serde(rename = "box")]
     bbox: [f32; 4],
     score: f32,
@@ -261,6 +265,20 @@ fn validate(d: &Detection) -> std::result::Result<(), (&'static str, String)> {
         return Err(("z2", format!("last slice {z2} is before first slice {z1}")));
     }
     Ok(())
+}
+
+/// An optional integer field, `None` when empty; `expected` says what it
+/// must be.
+fn optional_int<T: std::str::FromStr>(
+    s: &str,
+    expected: &str,
+) -> std::result::Result<Option<T>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("`{s}` is not {expected}"))
 }
 
 /// Parses the CSV format from `reader`; `path` names it in errors.
@@ -305,23 +323,13 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
                 )
             })
         };
-        let opt_int = |i: usize| -> Result<Option<u32>> {
-            let s = field(i);
-            if s.is_empty() {
-                return Ok(None);
-            }
-            s.parse::<u32>().map(Some).map_err(|_| {
-                Error::data(
-                    loc(line).field(HEADER[i]),
-                    format!("`{s}` is not a non-negative integer"),
-                )
-            })
-        };
+        let bad = |i: usize| move |m: String| Error::data(loc(line).field(HEADER[i]), m);
+        let slice = |i: usize| optional_int::<i32>(field(i), "an integer").map_err(bad(i));
         let key = field(0);
         if key.is_empty() {
             return Err(Error::data(loc(line).field("key"), "empty key"));
         }
-        let slices = match (opt_int(1)?, opt_int(2)?) {
+        let slices = match (slice(1)?, slice(2)?) {
             (Some(a), Some(b)) => Some((a, b)),
             (Some(a), None) => Some((a, a)),
             (None, None) => None,
@@ -333,7 +341,7 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
             slices,
             bbox: Box2::new(num(3)?, num(4)?, num(5)?, num(6)?),
             score: num(7)?,
-            track: opt_int(8)?,
+            track: optional_int(field(8), "a non-negative integer").map_err(bad(8))?,
         };
         validate(&det).map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
         set.push(key, det);
@@ -479,6 +487,23 @@ mod tests {
         );
         let err = parse_json("{\n\"format\": 3}".as_bytes(), Path::new("d.json")).unwrap_err();
         assert!(err.to_string().starts_with("d.json, line 2"), "{err}");
+    }
+
+    #[test]
+    fn negative_slices_are_accepted_in_csv_and_json() {
+        let text = "key,z1,z2,x1,y1,x2,y2,score,track\nv,-2,1,0,0,5,5,0.5,0\n";
+        let s = parse_csv(text.as_bytes(), Path::new("d.csv")).unwrap();
+        assert_eq!(s.rows[0].det.slices, Some((-2, 1)));
+        let text = r#"{"format":"uld-detections","version":1,"detections":[
+            {"key":"v","z1":-3,"box":[0,0,5,5],"score":0.5}]}"#;
+        let s = parse_json(text.as_bytes(), Path::new("d.json")).unwrap();
+        assert_eq!(s.rows[0].det.slices, Some((-3, -3)));
+        let text = "key,z1,z2,x1,y1,x2,y2,score,track\nv,0,0,0,0,5,5,0.5,-1\n";
+        let err = parse_csv(text.as_bytes(), Path::new("d.csv")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "d.csv, line 2, field `track`: `-1` is not a non-negative integer"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Candidates {
     /// Enclosing 3D box (keyslice: the 2D box on slice 0).
     pub bbox: Vec<Box3>,
     /// Harvester: the candidate's per-slice boxes, `parts[part_range[c]]`.
-    parts: Vec<(u32, u32, Box2)>,
+    parts: Vec<(i32, i32, Box2)>,
     part_range: Vec<(u32, u32)>,
     /// Candidate indices, highest score first, ties in file order.
     pub order: Vec<u32>,
@@ -88,7 +88,7 @@ impl Candidates {
         };
         let mut tracks: HashMap<(u32, u32), u32> = HashMap::new();
         // Per-candidate part lists before flattening (harvester/lens).
-        let mut cand_parts: Vec<Vec<(u32, u32, Box2)>> = Vec::new();
+        let mut cand_parts: Vec<Vec<(i32, i32, Box2)>> = Vec::new();
         for (row_index, row) in dets.rows.iter().enumerate() {
             let Some(unit) = key_unit[row.key as usize] else {
                 c.ignored_rows += 1;
@@ -168,7 +168,7 @@ impl Candidates {
     }
 
     /// The harvester candidate's first box on slice `z`.
-    fn box_on_slice(&self, cand: usize, z: u32) -> Option<&Box2> {
+    fn box_on_slice(&self, cand: usize, z: i32) -> Option<&Box2> {
         let (a, b) = self.part_range[cand];
         self.parts[a as usize..b as usize]
             .iter()
@@ -182,8 +182,8 @@ impl Candidates {
             Protocol::KeySlice => iou_inclusive(&self.bbox[cand].xy, &gt.xy),
             Protocol::Harvester => {
                 // The 2D annotation sits on slice gt.z1 == gt.z2 (checked by
-                // `evaluate`).
-                let z = gt.z1.max(0.0) as u32;
+                // `evaluate`); ground-truth slices are never negative.
+                let z = gt.z1 as i32;
                 match self.box_on_slice(cand, z) {
                     Some(b) => iou_harvester(b, &gt.xy),
                     None => 0.0,

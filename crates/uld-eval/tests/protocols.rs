@@ -38,7 +38,7 @@ fn det2(set: &mut DetectionSet, key: &str, b: [f32; 4], score: f32) {
 fn det3(
     set: &mut DetectionSet,
     key: &str,
-    z: (u32, u32),
+    z: (i32, i32),
     b: [f32; 4],
     score: f32,
     track: Option<u32>,
@@ -273,6 +273,23 @@ fn harvester_tracklets() {
     // Extrapolating (the harvester's rule) at 0.125 FP/volume: between
     // (0, .5) and (1/3, .5): 0.5.
     assert!(close(e.metrics.sens[0], 0.5));
+}
+
+#[test]
+fn negative_slices_are_scored_and_never_hit_by_themselves() {
+    let mut gt = GroundTruth::new("hand");
+    let b = [10., 10., 29., 29.];
+    gt.units.push(unit("v_1-9", vec![lesion(b, 0., 0.)]));
+    for protocol in [Protocol::Harvester, Protocol::Lens] {
+        let mut d = DetectionSet::new();
+        // Wholly before the sub-volume: a false positive.
+        det3(&mut d, "v_1-9", (-3, -1), b, 0.9, None);
+        // Beginning before it and reaching the lesion's slice: a hit.
+        det3(&mut d, "v_1-9", (-2, 0), b, 0.8, None);
+        let e = evaluate(&gt, &d, &cfg(protocol)).unwrap();
+        assert_eq!(e.curve.hits, vec![0, 1], "{protocol:?}");
+        assert_eq!(e.curve.false_positives, vec![1, 1], "{protocol:?}");
+    }
 }
 
 #[test]

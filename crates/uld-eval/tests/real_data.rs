@@ -59,7 +59,7 @@ fn as_detections(
             d.push(
                 &unit.key,
                 Detection {
-                    slices: slices.then_some((lesion.bbox.z1 as u32, lesion.bbox.z2 as u32)),
+                    slices: slices.then_some((lesion.bbox.z1 as i32, lesion.bbox.z2 as i32)),
                     bbox: lesion.bbox.xy,
                     score: 1.0 - n as f32 * 1e-5,
                     track: None,
@@ -295,7 +295,7 @@ fn pinned_detections(gt: &GroundTruth, slices: bool) -> DetectionSet {
     let mut d = DetectionSet::new();
     let (mut i, mut j) = (0u64, 0u64);
     for (u, unit) in gt.units.iter().enumerate() {
-        let depth = subvolume_range(&unit.key).map_or(0, |(f, l)| l - f);
+        let depth = subvolume_range(&unit.key).map_or(0, |(f, l)| (l - f) as i32);
         for lesion in &unit.lesions {
             let keep = i % 5 != 0;
             let off = |m: u64, r: u64| ((i * m) % (2 * r + 1)) as f32 - r as f32;
@@ -314,7 +314,7 @@ fn pinned_detections(gt: &GroundTruth, slices: bool) -> DetectionSet {
                 d.push(
                     &unit.key,
                     Detection {
-                        slices: slices.then_some((lesion.bbox.z1 as u32, lesion.bbox.z2 as u32)),
+                        slices: slices.then_some((lesion.bbox.z1 as i32, lesion.bbox.z2 as i32)),
                         bbox: uld_core::Box2::new(x1, y1, x2, y2),
                         score,
                         track: None,
@@ -326,8 +326,8 @@ fn pinned_detections(gt: &GroundTruth, slices: bool) -> DetectionSet {
             let x = ((u as u64 * 37 + j * 53) % 400) as f32;
             let y = ((u as u64 * 91 + j * 29) % 400) as f32;
             let size = (12 + (j * 13) % 40) as f32;
-            let z1 = ((j * 3) % (depth as u64 + 1)) as u32;
-            let z2 = (z1 + (j % 4) as u32).min(depth);
+            let z1 = ((j * 3) % (depth as u64 + 1)) as i32;
+            let z2 = (z1 + (j % 4) as i32).min(depth);
             d.push(
                 &unit.key,
                 Detection {

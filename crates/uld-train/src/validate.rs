@@ -194,10 +194,12 @@ pub fn detect_subvolumes(
 pub fn push_tracklets(set: &mut DetectionSet, key: &str, tracklets: &[Tracklet]) {
     for (track, t) in tracklets.iter().enumerate() {
         for d in &t.boxes {
+            // Slice indices are bounded by the voxel limit, far below i32::MAX.
+            let z = d.slice as i32;
             set.push(
                 key,
                 Detection {
-                    slices: Some((d.slice, d.slice)),
+                    slices: Some((z, z)),
                     bbox: d.bbox,
                     score: d.score,
                     track: Some(track as u32),
