@@ -69,6 +69,45 @@ impl GroundTruth {
     }
 }
 
+/// Builds ground truth unit by unit, units in first-appearance order.
+#[derive(Debug, Default)]
+pub struct GroundTruthBuilder {
+    gt: GroundTruth,
+    index: HashMap<String, usize>,
+}
+
+impl GroundTruthBuilder {
+    pub fn new(source: impl Into<String>) -> Self {
+        Self {
+            gt: GroundTruth::new(source),
+            index: HashMap::new(),
+        }
+    }
+
+    /// The unit of `key` (normalised), added without lesions when new: a
+    /// unit without lesions still counts in the false positives per unit.
+    pub fn unit(&mut self, key: &str) -> &mut GtUnit {
+        let key = normalize_key(key);
+        let units = &mut self.gt.units;
+        let u = *self.index.entry(key.to_string()).or_insert_with(|| {
+            units.push(GtUnit {
+                key: key.to_string(),
+                lesions: Vec::new(),
+            });
+            units.len() - 1
+        });
+        &mut units[u]
+    }
+
+    pub fn push(&mut self, key: &str, lesion: GtLesion) {
+        self.unit(key).lesions.push(lesion);
+    }
+
+    pub fn build(self) -> GroundTruth {
+        self.gt
+    }
+}
+
 /// Keys are compared without the `.annot` suffix of the Lesion-Harvester
 /// `Revised-*` files and without a `.png` suffix, so
 /// `001344_01_01_012-024.annot` and `001344_01_01_012-024` name one

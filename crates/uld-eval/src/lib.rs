@@ -16,8 +16,8 @@
 //! the ground-truth conventions ([`readers`]); the detection file ([`detections`]);
 //! the per-scan lesion JSON of `uld detect SCAN` ([`scan_detections`]).
 //!
-//! Typical use: read ground truth ([`read_harvester`], [`read_lens`],
-//! [`keyslice_ground_truth`]) and detections ([`DetectionSet::read`]), call
+//! Typical use: read ground truth ([`read_ground_truth`], or the readers
+//! [`read_harvester`], [`read_lens`], [`keyslice_ground_truth`]) and detections ([`DetectionSet::read`]), call
 //! [`evaluate()`] (or [`compare()`]), then [`report::write_report`].
 
 pub mod bench;
@@ -34,12 +34,14 @@ pub mod readers;
 pub mod report;
 pub mod scan_detections;
 pub mod score;
+pub mod sources;
 
 pub use bootstrap::{BootstrapConfig, Comparison};
 pub use detections::{Detection, DetectionSet};
 pub use evaluate::{EvalConfig, Evaluation, compare, compare_evaluations, evaluate};
-pub use gt::{GroundTruth, GtLesion, GtUnit, LesionAttrs};
+pub use gt::{GroundTruth, GroundTruthBuilder, GtLesion, GtUnit, LesionAttrs};
 pub use interp::Interpolation;
 pub use metrics::{Curve, Metrics};
 pub use protocol::{KeySliceVariant, Protocol};
 pub use readers::{KeySliceRow, LensSplit, keyslice_ground_truth, read_harvester, read_lens};
+pub use sources::{GroundTruthOptions, read_ground_truth};

@@ -94,8 +94,11 @@ impl Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum KeySliceVariant {
-    /// CADLab `lesion_detector_3DCE/rcnn/utils/evaluation.py`: keeps
-    /// possibly-noisy lesions, extrapolates past the curve's end.
+    /// CADLab `lesion_detector_3DCE/rcnn/utils/evaluation.py`: extrapolates
+    /// past the curve's end. Its evaluation function scores whatever its
+    /// test loader gives it, and that loader drops possibly-noisy lesions
+    /// (its log: "images: 4831 -> 4817, bboxes: 4927 -> 4912"), so this
+    /// variant drops them too.
     #[serde(rename = "3dce")]
     ThreeDce,
     /// CADLab `MULAN_universal_lesion_analysis/.../detection_eval.py`: drops
@@ -112,9 +115,12 @@ impl KeySliceVariant {
         }
     }
 
-    /// Whether this variant drops `Possibly_noisy` lesions from the ground truth.
+    /// Whether this variant's reference drops `Possibly_noisy` lesions (and
+    /// the images left without a lesion) from the ground truth: both do.
     pub fn drops_noisy(self) -> bool {
-        matches!(self, Self::Mulan)
+        match self {
+            Self::ThreeDce | Self::Mulan => true,
+        }
     }
 
     pub fn name(self) -> &'static str {

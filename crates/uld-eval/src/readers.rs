@@ -17,9 +17,8 @@
 //!   numbers are kept: LENS's boxes were drawn anew, not copied from
 //!   DL_info, and its sample evaluation compares them to detections as they
 //!   are.
-//! * Key slices ([`keyslice_ground_truth`]) from plain rows, so that this
-//!   crate does not depend on the DL_info reader; the `uld` binary feeds
-//!   `uld_data::deeplesion::read_dl_info` rows in.
+//! * Key slices ([`keyslice_ground_truth`]) from plain rows: `DL_info.csv`
+//!   rows through [`crate::sources`], or rows a caller made.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +26,9 @@ use std::path::Path;
 use serde_json::Value;
 use uld_core::{Box2, Box3, Error, Location, Result};
 
-use crate::gt::{GroundTruth, GtLesion, GtUnit, LesionAttrs, normalize_key, subvolume_range};
+use crate::gt::{
+    GroundTruth, GroundTruthBuilder, GtLesion, GtUnit, LesionAttrs, normalize_key, subvolume_range,
+};
 
 fn read_json(path: &Path) -> Result<Value> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -266,36 +267,31 @@ pub struct KeySliceRow {
 }
 
 /// Key-slice ground truth: one unit per key image, in first-appearance
-/// order. With `drop_noisy` (MULAN, Lesion-Harvester) `Possibly_noisy`
-/// lesions are removed first, so an image whose lesions are all noisy is not
-/// evaluated at all (it is not in MULAN's test set); 3DCE keeps them.
+/// order. With `drop_noisy` (MULAN's and 3DCE's test loaders,
+/// Lesion-Harvester) `Possibly_noisy` lesions are removed first, so an image
+/// whose lesions are all noisy is not evaluated at all (it is not in their
+/// test sets).
 pub fn keyslice_ground_truth(
     rows: impl IntoIterator<Item = KeySliceRow>,
     drop_noisy: bool,
     source: impl Into<String>,
 ) -> GroundTruth {
-    let mut gt = GroundTruth::new(source);
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut gt = GroundTruthBuilder::new(source);
     for row in rows {
         if drop_noisy && row.possibly_noisy {
             continue;
         }
-        let key = normalize_key(&row.image).to_string();
-        let u = *index.entry(key.clone()).or_insert_with(|| {
-            gt.units.push(GtUnit {
-                key,
-                lesions: Vec::new(),
-            });
-            gt.units.len() - 1
-        });
-        gt.units[u].lesions.push(GtLesion {
-            bbox: Box3::new(row.bbox, 0.0, 0.0),
-            attrs: LesionAttrs {
-                long_diameter_mm: Some(row.long_diameter_mm),
-                lesion_type: Some(row.lesion_type),
-                slice_interval_mm: Some(row.slice_interval_mm),
+        gt.push(
+            &row.image,
+            GtLesion {
+                bbox: Box3::new(row.bbox, 0.0, 0.0),
+                attrs: LesionAttrs {
+                    long_diameter_mm: Some(row.long_diameter_mm),
+                    lesion_type: Some(row.lesion_type),
+                    slice_interval_mm: Some(row.slice_interval_mm),
+                },
             },
-        });
+        );
     }
-    gt
+    gt.build()
 }

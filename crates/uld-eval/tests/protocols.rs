@@ -351,7 +351,7 @@ fn lens_iobb_and_enclosing_tracklets() {
 }
 
 #[test]
-fn noisy_lesions_and_their_images_drop_for_mulan_only() {
+fn noisy_lesions_and_their_images_drop_on_request() {
     let row = |image: &str, noisy: bool| KeySliceRow {
         image: image.into(),
         bbox: Box2::new(0., 0., 9., 9.),

@@ -14,9 +14,10 @@ use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
 use uld_data::sample::SampleConfig;
 use uld_eval::gt::subvolume_range;
 use uld_eval::{
-    BootstrapConfig, Detection, DetectionSet, EvalConfig, Evaluation, GroundTruth, KeySliceRow,
-    Protocol, evaluate, keyslice_ground_truth,
+    BootstrapConfig, Detection, DetectionSet, EvalConfig, Evaluation, GroundTruth, Protocol,
+    evaluate, keyslice_ground_truth,
 };
+use uld_eval::sources::keyslice_row;
 use uld_model::Detector;
 
 use crate::detect::{KeyImageDetections, detect_dataset};
@@ -75,18 +76,6 @@ pub fn keyslice_detection_set(dets: &[KeyImageDetections]) -> DetectionSet {
         }
     }
     set
-}
-
-/// A `DL_info.csv` row as the `keyslice` protocol reads it.
-pub fn keyslice_row(r: &LesionRecord) -> KeySliceRow {
-    KeySliceRow {
-        image: r.file_name.clone(),
-        bbox: r.bbox,
-        long_diameter_mm: r.long_diameter_mm(),
-        lesion_type: r.lesion_type.name().to_string(),
-        slice_interval_mm: r.slice_interval_mm(),
-        possibly_noisy: r.possibly_noisy,
-    }
 }
 
 /// Key-slice ground truth from `DL_info.csv` rows (noisy rows dropped).

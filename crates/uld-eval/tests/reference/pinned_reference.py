@@ -114,8 +114,10 @@ def subvolume_range(key: str) -> tuple[int, int] | None:
 def read_keyslice(path: Path, drop_noisy: bool) -> list[Unit]:
     """DL_info rows: one unit per key image in first-appearance order; the
     1-based `Bounding_boxes` minus 1 (as 3DCE/MULAN), stored as float32.
-    MULAN drops `Possibly_noisy` lesions (and so images whose every lesion
-    is noisy); 3DCE keeps them."""
+    With `drop_noisy` `Possibly_noisy` lesions go (and so images whose every
+    lesion is noisy), as MULAN's and 3DCE's test loaders do; the pinned 3DCE
+    case keeps them (`uld eval --noisy keep`) so that the two variants are
+    checked on different ground truth."""
     units: dict[str, Unit] = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):

@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, ValueEnum};
-use uld_data::deeplesion::{Split, read_dl_info};
+use uld_data::deeplesion::Split;
 use uld_eval::bench::time_protocols;
 use uld_eval::report::{write_comparison, write_report};
 use uld_eval::{
-    BootstrapConfig, DetectionSet, EvalConfig, GroundTruth, KeySliceRow, KeySliceVariant,
-    LensSplit, Protocol, compare, evaluate, keyslice_ground_truth, read_harvester, read_lens,
+    BootstrapConfig, DetectionSet, EvalConfig, GroundTruth, GroundTruthOptions, KeySliceVariant,
+    LensSplit, Protocol, compare, evaluate, read_ground_truth,
 };
-use uld_train::validate::keyslice_row;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolArg {
@@ -26,9 +25,9 @@ pub enum ProtocolArg {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VariantArg {
-    /// MULAN: drops possibly-noisy lesions, clamps past the curve's end.
+    /// MULAN: clamps past the curve's end.
     Mulan,
-    /// 3DCE: keeps possibly-noisy lesions, extrapolates past the curve's end.
+    /// 3DCE: extrapolates past the curve's end.
     #[value(name = "3dce")]
     ThreeDce,
 }
@@ -76,7 +75,8 @@ pub struct EvalArgs {
     /// keyslice: which reference to follow.
     #[arg(long, value_enum, default_value = "mulan")]
     variant: VariantArg,
-    /// keyslice: keep or drop possibly-noisy lesions (default: as the variant).
+    /// keyslice: keep or drop possibly-noisy lesions (default: drop, as both
+    /// references' test loaders do).
     #[arg(long, value_enum)]
     noisy: Option<NoisyArg>,
     /// keyslice: the DL_info split to evaluate.
@@ -114,63 +114,23 @@ fn protocol(p: ProtocolArg) -> Protocol {
     }
 }
 
-fn is_lens_file(path: &Path) -> anyhow::Result<bool> {
-    // The LENS file's top level is {"val": .., "test": ..}: its first bytes tell.
-    use std::io::Read;
-    let mut head = [0u8; 64];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .with_context(|| format!("reading {}", path.display()))?;
-    let head: String = String::from_utf8_lossy(&head[..n])
-        .split_whitespace()
-        .collect();
-    Ok(head.starts_with("{\"val\"") || head.starts_with("{\"test\""))
-}
-
-fn ground_truth(args: &EvalArgs, variant: KeySliceVariant) -> anyhow::Result<GroundTruth> {
-    let gt = match args.protocol {
-        ProtocolArg::Keyslice => {
-            let drop_noisy = match args.noisy {
-                Some(NoisyArg::Drop) => true,
-                Some(NoisyArg::Keep) => false,
-                None => variant.drops_noisy(),
-            };
-            let split = match args.split {
-                SplitArg::Train => Some(Split::Train),
-                SplitArg::Val => Some(Split::Val),
-                SplitArg::Test => Some(Split::Test),
-                SplitArg::All => None,
-            };
-            let records = read_dl_info(&args.gt)?;
-            let total = records.len();
-            let rows: Vec<KeySliceRow> = records
-                .iter()
-                .filter(|r| split.is_none_or(|s| r.split == s))
-                .map(keyslice_row)
-                .collect();
-            if rows.is_empty() {
-                bail!(
-                    "{} has {total} rows but none in the chosen split; pick one with --split",
-                    args.gt.display()
-                );
-            }
-            keyslice_ground_truth(rows, drop_noisy, args.gt.display().to_string())
-        }
-        ProtocolArg::Harvester => read_harvester(&args.gt)?,
-        ProtocolArg::Lens => {
-            if is_lens_file(&args.gt)? {
-                let split = match args.lens_split {
-                    LensSplitArg::Val => LensSplit::Val,
-                    LensSplitArg::Test => LensSplit::Test,
-                    LensSplitArg::Both => LensSplit::Both,
-                };
-                read_lens(&args.gt, split)?
-            } else {
-                read_harvester(&args.gt)?
-            }
-        }
+fn ground_truth(args: &EvalArgs, variant: KeySliceVariant) -> uld_core::Result<GroundTruth> {
+    let mut options = GroundTruthOptions::new(variant);
+    if let Some(noisy) = args.noisy {
+        options.drop_noisy = noisy == NoisyArg::Drop;
+    }
+    options.split = match args.split {
+        SplitArg::Train => Some(Split::Train),
+        SplitArg::Val => Some(Split::Val),
+        SplitArg::Test => Some(Split::Test),
+        SplitArg::All => None,
     };
-    Ok(gt)
+    options.lens_split = match args.lens_split {
+        LensSplitArg::Val => LensSplit::Val,
+        LensSplitArg::Test => LensSplit::Test,
+        LensSplitArg::Both => LensSplit::Both,
+    };
+    read_ground_truth(protocol(args.protocol), &args.gt, &options)
 }
 
 fn stem(path: &Path) -> String {
