@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod boxes;
 pub mod error;
+pub mod json;
 pub mod nms;
 pub mod overrides;
 pub mod testdata;

@@ -295,8 +295,11 @@ pub fn write_report(
     write_text(&md, &markdown(eval, title))?;
     files.push(md);
     let json = dir.join("report.json");
-    let text =
-        serde_json::to_string_pretty(eval).map_err(|e| Error::invalid("report", e.to_string()))?;
+    let text = uld_core::json::to_string_pretty(&ReportJson {
+        conventions: uld_core::json::NON_FINITE,
+        evaluation: eval,
+    })
+    .map_err(|e| Error::invalid("report", e.to_string()))?;
     write_text(&json, &text)?;
     files.push(json);
     let csv = dir.join("froc.csv");
@@ -318,9 +321,18 @@ pub fn write_report(
     Ok(ReportFiles { files, plot_text })
 }
 
+/// The JSON of an evaluation: its conventions, then its fields.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    conventions: &'static str,
+    #[serde(flatten)]
+    evaluation: &'a Evaluation,
+}
+
 /// The JSON of a comparison.
 #[derive(Serialize)]
 struct ComparisonJson<'a> {
+    conventions: &'static str,
     a: &'a Evaluation,
     b: &'a Evaluation,
     comparison: &'a Comparison,
@@ -342,7 +354,8 @@ pub fn write_comparison(
     write_text(&md, &comparison_markdown(a, b, cmp, names))?;
     files.push(md);
     let json = dir.join("comparison.json");
-    let text = serde_json::to_string_pretty(&ComparisonJson {
+    let text = uld_core::json::to_string_pretty(&ComparisonJson {
+        conventions: uld_core::json::NON_FINITE,
         a,
         b,
         comparison: cmp,

@@ -447,3 +447,34 @@ fn bootstrap_is_seeded_and_paired_comparison_sees_a_worse_detector() {
     assert!(cmp.summary.interval.high < 0.0);
     assert!(cmp.summary.p_value < 0.01);
 }
+
+#[test]
+fn report_json_tells_infinite_and_undefined_numbers_apart() {
+    // A perfect detector without false positives: 3DCE extrapolates the
+    // curve's vertical end, MULAN clamps it.
+    let mut gt = GroundTruth::new("hand");
+    gt.units.push(unit("a", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
+    gt.units.push(unit("b", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
+    let mut d = DetectionSet::new();
+    det2(&mut d, "a", [0., 0., 9., 9.], 0.9);
+    det2(&mut d, "b", [0., 0., 9., 9.], 0.8);
+    let mut c = cfg(Protocol::KeySlice);
+    c.variant = KeySliceVariant::ThreeDce;
+    let e = evaluate(&gt, &d, &c).unwrap();
+    assert!(e.metrics.sens.iter().any(|s| !s.is_finite()), "{:?}", e.metrics.sens);
+    let dir = tempfile::tempdir().unwrap();
+    uld_eval::report::write_report(dir.path(), &e, "perfect", false).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json["conventions"].as_str().unwrap().contains("\"inf\""));
+    let written = json["metrics"]["sens"].as_array().unwrap();
+    for (w, s) in written.iter().zip(&e.metrics.sens) {
+        let back = match w {
+            serde_json::Value::String(t) => t.parse::<f64>().unwrap(),
+            n => n.as_f64().unwrap(),
+        };
+        assert!(back == *s || (back.is_nan() && s.is_nan()), "{w} for {s}");
+        assert!(!w.is_null());
+    }
+    assert_eq!(json["metrics"]["sens_clamped"][0], 1.0);
+}

@@ -36,7 +36,7 @@ impl MetricsLog {
 
     /// Appends one record; it must serialise to a JSON object with a `step` field.
     pub fn log(&mut self, record: &impl Serialize) -> Result<()> {
-        let line = serde_json::to_string(record)
+        let line = uld_core::json::to_string(record)
             .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
         writeln!(self.file, "{line}")
             .and_then(|()| self.file.flush())

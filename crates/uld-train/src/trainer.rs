@@ -266,6 +266,6 @@ fn save_best(
     named.sort_by(|a, b| a.0.cmp(&b.0));
     write_tensors(&dir.join("best.safetensors"), &named)?;
     write_atomically(&dir.join("best.json"), |w| {
-        serde_json::to_writer_pretty(w, v).map_err(std::io::Error::other)
+        uld_core::json::to_writer_pretty(w, v).map_err(std::io::Error::other)
     })
 }

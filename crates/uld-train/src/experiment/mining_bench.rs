@@ -550,6 +550,8 @@ pub struct MinedSummary {
 /// Everything `report.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// How the file writes numbers ([`uld_core::json::NON_FINITE`]).
+    pub conventions: &'static str,
     pub command: String,
     pub machine: String,
     pub data_preset: String,
@@ -752,6 +754,7 @@ impl Summary {
             patients: setup.patients,
             data_seed: setup.data_seed,
             missing_fraction: setup.missing_fraction,
+            conventions: uld_core::json::NON_FINITE,
             preset: setup.preset.clone(),
             steps,
             seeds: setup.seeds,
@@ -769,7 +772,7 @@ impl Summary {
     /// Writes `report.json` and `report.md` into `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         write_atomically(&out.join("report.json"), |w| {
-            serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other)
+            uld_core::json::to_writer_pretty(w, self).map_err(std::io::Error::other)
         })?;
         let text = self.markdown();
         write_atomically(&out.join("report.md"), |w| {
