@@ -13,6 +13,9 @@ pub struct Location {
     pub path: PathBuf,
     /// 1-based line of a text file (the header is line 1), as editors show it.
     pub line: Option<u64>,
+    /// 0-based row of a table given in memory (a DataFrame's `iloc`
+    /// position), where there is no file line.
+    pub row: Option<u64>,
     /// 0-based slice index inside a volume.
     pub slice: Option<usize>,
     /// Column or header field name.
@@ -32,6 +35,11 @@ impl Location {
         self
     }
 
+    pub fn row(mut self, row: u64) -> Self {
+        self.row = Some(row);
+        self
+    }
+
     pub fn slice(mut self, slice: usize) -> Self {
         self.slice = Some(slice);
         self
@@ -48,6 +56,9 @@ impl fmt::Display for Location {
         write!(f, "{}", self.path.display())?;
         if let Some(line) = self.line {
             write!(f, ", line {line}")?;
+        }
+        if let Some(row) = self.row {
+            write!(f, ", row {row}")?;
         }
         if let Some(slice) = self.slice {
             write!(f, ", slice {slice}")?;

@@ -35,6 +35,30 @@ pub struct BootstrapConfig {
     pub level: f64,
 }
 
+impl BootstrapConfig {
+    /// Settings checked: at least one replicate, a level strictly between 0
+    /// and 1.
+    pub fn checked(replicates: usize, seed: u64, level: f64) -> uld_core::Result<Self> {
+        if replicates == 0 {
+            return Err(uld_core::Error::invalid(
+                "bootstrap",
+                "needs at least one replicate",
+            ));
+        }
+        if !(level > 0.0 && level < 1.0) {
+            return Err(uld_core::Error::invalid(
+                "level",
+                format!("must lie between 0 and 1, got {level}"),
+            ));
+        }
+        Ok(Self {
+            replicates,
+            seed,
+            level,
+        })
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         Self {

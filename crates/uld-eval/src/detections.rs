@@ -68,6 +68,37 @@ const CONVENTION: &str = "boxes x1,y1,x2,y2 in pixels of the original image, 0-b
 z1,z2 first and last slice (0-based inside the sub-volume named by key, inclusive), empty for key images; \
 rows sharing key and track form one 3D detection";
 
+impl Detection {
+    /// Checks the numbers against the format: finite box and score, x2 >= x1,
+    /// y2 >= y1, z2 >= z1; `Err(field, message)` names what breaks it.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        let d = self;
+        for (name, v) in ["x1", "y1", "x2", "y2"].iter().zip(d.bbox.to_array()) {
+            if !v.is_finite() {
+                return Err((name, format!("{v} is not a finite number")));
+            }
+        }
+        if d.bbox.x2 < d.bbox.x1 {
+            return Err((
+                "x2",
+                format!("x2 {} is left of x1 {}", d.bbox.x2, d.bbox.x1),
+            ));
+        }
+        if d.bbox.y2 < d.bbox.y1 {
+            return Err(("y2", format!("y2 {} is above y1 {}", d.bbox.y2, d.bbox.y1)));
+        }
+        if !d.score.is_finite() {
+            return Err(("score", format!("{} is not a finite number", d.score)));
+        }
+        if let Some((z1, z2)) = d.slices
+            && z2 < z1
+        {
+            return Err(("z2", format!("last slice {z2} is before first slice {z1}")));
+        }
+        Ok(())
+    }
+}
+
 impl DetectionSet {
     pub fn new() -> Self {
         Self::default()
@@ -239,34 +270,6 @@ struct JsonDetection {
     track: Option<u32>,
 }
 
-/// Checks one detection's numbers; `Err(field, message)` when they break the
-/// format.
-fn validate(d: &Detection) -> std::result::Result<(), (&'static str, String)> {
-    for (name, v) in ["x1", "y1", "x2", "y2"].iter().zip(d.bbox.to_array()) {
-        if !v.is_finite() {
-            return Err((name, format!("{v} is not a finite number")));
-        }
-    }
-    if d.bbox.x2 < d.bbox.x1 {
-        return Err((
-            "x2",
-            format!("x2 {} is left of x1 {}", d.bbox.x2, d.bbox.x1),
-        ));
-    }
-    if d.bbox.y2 < d.bbox.y1 {
-        return Err(("y2", format!("y2 {} is above y1 {}", d.bbox.y2, d.bbox.y1)));
-    }
-    if !d.score.is_finite() {
-        return Err(("score", format!("{} is not a finite number", d.score)));
-    }
-    if let Some((z1, z2)) = d.slices
-        && z2 < z1
-    {
-        return Err(("z2", format!("last slice {z2} is before first slice {z1}")));
-    }
-    Ok(())
-}
-
 /// An optional integer field, `None` when empty; `expected` says what it
 /// must be.
 fn optional_int<T: std::str::FromStr>(
@@ -343,7 +346,7 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
             score: num(7)?,
             track: optional_int(field(8), "a non-negative integer").map_err(bad(8))?,
         };
-        validate(&det).map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
+        det.check().map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
         set.push(key, det);
     }
     Ok(set)
@@ -377,7 +380,7 @@ pub fn parse_json(reader: impl std::io::Read, path: &Path) -> Result<DetectionSe
             score: d.score,
             track: d.track,
         };
-        validate(&det).map_err(|(f, m)| Error::data(at(f), m))?;
+        det.check().map_err(|(f, m)| Error::data(at(f), m))?;
         if d.key.trim().is_empty() {
             return Err(Error::data(at("key"), "empty key"));
         }

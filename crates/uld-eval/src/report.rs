@@ -295,12 +295,7 @@ pub fn write_report(
     write_text(&md, &markdown(eval, title))?;
     files.push(md);
     let json = dir.join("report.json");
-    let text = uld_core::json::to_string_pretty(&ReportJson {
-        conventions: uld_core::json::NON_FINITE,
-        evaluation: eval,
-    })
-    .map_err(|e| Error::invalid("report", e.to_string()))?;
-    write_text(&json, &text)?;
+    write_text(&json, &report_json(eval)?)?;
     files.push(json);
     let csv = dir.join("froc.csv");
     write_text(&csv, &froc_csv(eval))?;
@@ -329,6 +324,27 @@ struct ReportJson<'a> {
     evaluation: &'a Evaluation,
 }
 
+/// The text of `report.json`: the conventions, then every field of `eval`,
+/// non-finite numbers as strings ([`uld_core::json`]).
+pub fn report_json(eval: &Evaluation) -> Result<String> {
+    uld_core::json::to_string_pretty(&ReportJson {
+        conventions: uld_core::json::NON_FINITE,
+        evaluation: eval,
+    })
+    .map_err(|e| Error::invalid("report", e.to_string()))
+}
+
+/// The text of `comparison.json`.
+pub fn comparison_json(a: &Evaluation, b: &Evaluation, cmp: &Comparison) -> Result<String> {
+    uld_core::json::to_string_pretty(&ComparisonJson {
+        conventions: uld_core::json::NON_FINITE,
+        a,
+        b,
+        comparison: cmp,
+    })
+    .map_err(|e| Error::invalid("report", e.to_string()))
+}
+
 /// The JSON of a comparison.
 #[derive(Serialize)]
 struct ComparisonJson<'a> {
@@ -354,14 +370,7 @@ pub fn write_comparison(
     write_text(&md, &comparison_markdown(a, b, cmp, names))?;
     files.push(md);
     let json = dir.join("comparison.json");
-    let text = uld_core::json::to_string_pretty(&ComparisonJson {
-        conventions: uld_core::json::NON_FINITE,
-        a,
-        b,
-        comparison: cmp,
-    })
-    .map_err(|e| Error::invalid("report", e.to_string()))?;
-    write_text(&json, &text)?;
+    write_text(&json, &comparison_json(a, b, cmp)?)?;
     files.push(json);
     let mut plot_text = true;
     if plots {

@@ -150,14 +150,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     cfg.variant = variant;
     cfg.score_threshold = args.threshold;
     cfg.breakdowns = !args.no_breakdowns;
-    if !(0.0..1.0).contains(&args.level) || args.level <= 0.0 {
-        bail!("--level must lie between 0 and 1, got {}", args.level);
-    }
-    cfg.bootstrap = (args.bootstrap > 0).then_some(BootstrapConfig {
-        replicates: args.bootstrap,
-        seed: args.seed,
-        level: args.level,
-    });
+    cfg.bootstrap = if args.bootstrap > 0 {
+        Some(BootstrapConfig::checked(args.bootstrap, args.seed, args.level)?)
+    } else {
+        None
+    };
     let dets = DetectionSet::read(&args.detections)?;
     let plots = !args.no_plots;
     let written = if let Some(other) = &args.compare {
