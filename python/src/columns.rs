@@ -139,7 +139,10 @@ pub fn ground_truth(
         "file_name"
     };
     let keys: Vec<String> = cols.optional(key_column)?.ok_or_else(|| {
-        cols.missing("key", " (or `file_name`): the image or sub-volume of each lesion")
+        cols.missing(
+            "key",
+            " (or `file_name`): the image or sub-volume of each lesion",
+        )
     })?;
     let [x1, y1, x2, y2] = cols.boxes()?;
     let keyslice = protocol == Protocol::KeySlice;
@@ -147,8 +150,12 @@ pub fn ground_truth(
         None
     } else {
         let why = ": the harvester and lens protocols need each lesion's slices";
-        let z1: Vec<f64> = cols.optional("z1")?.ok_or_else(|| cols.missing("z1", why))?;
-        let z2: Vec<f64> = cols.optional("z2")?.ok_or_else(|| cols.missing("z2", why))?;
+        let z1: Vec<f64> = cols
+            .optional("z1")?
+            .ok_or_else(|| cols.missing("z1", why))?;
+        let z2: Vec<f64> = cols
+            .optional("z2")?
+            .ok_or_else(|| cols.missing("z2", why))?;
         Some((z1, z2))
     };
     let diameter = cols.optional::<f64>("long_diameter_mm")?;
@@ -172,13 +179,21 @@ pub fn ground_truth(
                 continue;
             }
         }
-        let (z1, z2) = slices.as_ref().map_or((0.0, 0.0), |(a, b)| (a[row], b[row]));
+        let (z1, z2) = slices
+            .as_ref()
+            .map_or((0.0, 0.0), |(a, b)| (a[row], b[row]));
         let bbox = Box3::new(
-            Box2::new(x1[row] as f32, y1[row] as f32, x2[row] as f32, y2[row] as f32),
+            Box2::new(
+                x1[row] as f32,
+                y1[row] as f32,
+                x2[row] as f32,
+                y2[row] as f32,
+            ),
             z1 as f32,
             z2 as f32,
         );
-        check_lesion(&bbox).map_err(|(field, m)| to_py(Error::data(cols.at(row).field(field), m)))?;
+        check_lesion(&bbox)
+            .map_err(|(field, m)| to_py(Error::data(cols.at(row).field(field), m)))?;
         gt.push(
             &keys[row],
             GtLesion {
@@ -206,7 +221,12 @@ pub fn ground_truth(
 }
 
 fn check_lesion(b: &Box3) -> Result<(), (&'static str, String)> {
-    let named = [("x1", b.xy.x1), ("y1", b.xy.y1), ("x2", b.xy.x2), ("y2", b.xy.y2)];
+    let named = [
+        ("x1", b.xy.x1),
+        ("y1", b.xy.y1),
+        ("x2", b.xy.x2),
+        ("y2", b.xy.y2),
+    ];
     for (name, v) in named.into_iter().chain([("z1", b.z1), ("z2", b.z2)]) {
         if !v.is_finite() {
             return Err((name, format!("{v} is not a finite number")));
@@ -251,7 +271,12 @@ pub fn detections(cols: &Columns<'_>) -> PyResult<DetectionSet> {
         };
         let det = Detection {
             slices,
-            bbox: Box2::new(x1[row] as f32, y1[row] as f32, x2[row] as f32, y2[row] as f32),
+            bbox: Box2::new(
+                x1[row] as f32,
+                y1[row] as f32,
+                x2[row] as f32,
+                y2[row] as f32,
+            ),
             score: score[row] as f32,
             track,
         };

@@ -70,9 +70,7 @@ pub fn evaluate_tables<'py>(
         breakdowns,
     )?;
     let (gt, dets) = (&ground_truth.0, &detections.0);
-    let e = py
-        .detach(|| evaluate(gt, dets, &cfg))
-        .map_err(to_py)?;
+    let e = py.detach(|| evaluate(gt, dets, &cfg)).map_err(to_py)?;
     Ok((report_json(&e).map_err(to_py)?, curve(py, &e)?))
 }
 
@@ -109,9 +107,7 @@ pub fn compare_tables<'py>(
         breakdowns,
     )?;
     let gt = &ground_truth.0;
-    let (ea, eb, cmp) = py
-        .detach(|| compare(gt, &a.0, &b.0, &cfg))
-        .map_err(to_py)?;
+    let (ea, eb, cmp) = py.detach(|| compare(gt, &a.0, &b.0, &cfg)).map_err(to_py)?;
     Ok((
         comparison_json(&ea, &eb, &cmp).map_err(to_py)?,
         curve(py, &ea)?,

@@ -7,7 +7,8 @@ use uld_eval::{GroundTruthOptions, KeySliceVariant, LensSplit, Protocol};
 use crate::errors::bad_choice;
 
 pub fn protocol(name: &str) -> PyResult<Protocol> {
-    Protocol::parse(name).ok_or_else(|| bad_choice("protocol", &["keyslice", "harvester", "lens"], name))
+    Protocol::parse(name)
+        .ok_or_else(|| bad_choice("protocol", &["keyslice", "harvester", "lens"], name))
 }
 
 pub fn variant(name: &str) -> PyResult<KeySliceVariant> {

@@ -18,7 +18,13 @@ pub fn read_dl_info_columns<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bou
     let d = PyDict::new(py);
     let col = |f: fn(&LesionRecord) -> f64| records.iter().map(f).collect::<Vec<f64>>();
     let ints = |f: fn(&LesionRecord) -> u32| records.iter().map(f).collect::<Vec<u32>>();
-    d.set_item("file_name", records.iter().map(|r| r.file_name.as_str()).collect::<Vec<_>>())?;
+    d.set_item(
+        "file_name",
+        records
+            .iter()
+            .map(|r| r.file_name.as_str())
+            .collect::<Vec<_>>(),
+    )?;
     d.set_item("patient", ints(|r| r.patient))?;
     d.set_item("study", ints(|r| r.study))?;
     d.set_item("series", ints(|r| r.series))?;
@@ -27,18 +33,42 @@ pub fn read_dl_info_columns<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bou
     d.set_item("y1", col(|r| r.bbox.y1.into()))?;
     d.set_item("x2", col(|r| r.bbox.x2.into()))?;
     d.set_item("y2", col(|r| r.bbox.y2.into()))?;
-    d.set_item("recist", records.iter().map(|r| r.recist.to_vec()).collect::<Vec<_>>())?;
+    d.set_item(
+        "recist",
+        records
+            .iter()
+            .map(|r| r.recist.to_vec())
+            .collect::<Vec<_>>(),
+    )?;
     d.set_item("long_diameter_px", col(|r| r.diameters_px[0].into()))?;
     d.set_item("short_diameter_px", col(|r| r.diameters_px[1].into()))?;
     d.set_item("long_diameter_mm", col(LesionRecord::long_diameter_mm))?;
     d.set_item("short_diameter_mm", col(LesionRecord::short_diameter_mm))?;
     d.set_item(
         "normalized_location",
-        records.iter().map(|r| r.normalized_location.to_vec()).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| r.normalized_location.to_vec())
+            .collect::<Vec<_>>(),
     )?;
-    d.set_item("lesion_type", records.iter().map(|r| r.lesion_type.name()).collect::<Vec<_>>())?;
-    d.set_item("lesion_type_code", records.iter().map(|r| r.lesion_type.code()).collect::<Vec<_>>())?;
-    d.set_item("possibly_noisy", records.iter().map(|r| r.possibly_noisy).collect::<Vec<_>>())?;
+    d.set_item(
+        "lesion_type",
+        records
+            .iter()
+            .map(|r| r.lesion_type.name())
+            .collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "lesion_type_code",
+        records
+            .iter()
+            .map(|r| r.lesion_type.code())
+            .collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "possibly_noisy",
+        records.iter().map(|r| r.possibly_noisy).collect::<Vec<_>>(),
+    )?;
     d.set_item("slice_first", ints(|r| r.slice_range[0]))?;
     d.set_item("slice_last", ints(|r| r.slice_range[1]))?;
     d.set_item("spacing_x_mm", col(|r| r.spacing[0]))?;
@@ -48,7 +78,15 @@ pub fn read_dl_info_columns<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bou
     d.set_item("image_height", ints(|r| r.image_size[1]))?;
     d.set_item(
         "dicom_windows",
-        records.iter().map(|r| r.dicom_windows.iter().map(|w| w.to_vec()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| {
+                r.dicom_windows
+                    .iter()
+                    .map(|w| w.to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>(),
     )?;
     d.set_item(
         "gender",
@@ -61,8 +99,17 @@ pub fn read_dl_info_columns<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bou
             })
             .collect::<Vec<_>>(),
     )?;
-    d.set_item("age", records.iter().map(|r| r.age.map_or(f64::NAN, f64::from)).collect::<Vec<_>>())?;
-    d.set_item("split", records.iter().map(|r| r.split.name()).collect::<Vec<_>>())?;
+    d.set_item(
+        "age",
+        records
+            .iter()
+            .map(|r| r.age.map_or(f64::NAN, f64::from))
+            .collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "split",
+        records.iter().map(|r| r.split.name()).collect::<Vec<_>>(),
+    )?;
     Ok(d)
 }
 
@@ -89,7 +136,11 @@ pub fn read_scan<'py>(
     d.set_item("hu", PyBytes::new(py, &bytes))?;
     d.set_item("dims", v.dims().to_vec())?;
     d.set_item("spacing", v.spacing().to_vec())?;
-    d.set_item("matrix", v.world().map(|w| w.matrix.iter().map(|r| r.to_vec()).collect::<Vec<_>>()))?;
+    d.set_item(
+        "matrix",
+        v.world()
+            .map(|w| w.matrix.iter().map(|r| r.to_vec()).collect::<Vec<_>>()),
+    )?;
     d.set_item("frame", v.world().map(|w| w.frame.name()))?;
     d.set_item("kind", scan.kind.name())?;
     d.set_item("name", &scan.name)?;

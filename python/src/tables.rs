@@ -37,10 +37,20 @@ impl PyGroundTruth {
     /// One entry per lesion: `key, z1, z2, x1, y1, x2, y2` and the
     /// attributes (NaN / None where the source has none).
     fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let lesions = || self.0.units.iter().flat_map(|u| u.lesions.iter().map(move |l| (u, l)));
+        let lesions = || {
+            self.0
+                .units
+                .iter()
+                .flat_map(|u| u.lesions.iter().map(move |l| (u, l)))
+        };
         let d = PyDict::new(py);
-        d.set_item("key", lesions().map(|(u, _)| u.key.as_str()).collect::<Vec<_>>())?;
-        let coord = |f: fn(&uld_core::Box3) -> f32| lesions().map(|(_, l)| f(&l.bbox)).collect::<Vec<f32>>();
+        d.set_item(
+            "key",
+            lesions().map(|(u, _)| u.key.as_str()).collect::<Vec<_>>(),
+        )?;
+        let coord = |f: fn(&uld_core::Box3) -> f32| {
+            lesions().map(|(_, l)| f(&l.bbox)).collect::<Vec<f32>>()
+        };
         d.set_item("z1", coord(|b| b.z1))?;
         d.set_item("z2", coord(|b| b.z2))?;
         d.set_item("x1", coord(|b| b.xy.x1))?;
@@ -48,12 +58,16 @@ impl PyGroundTruth {
         d.set_item("x2", coord(|b| b.xy.x2))?;
         d.set_item("y2", coord(|b| b.xy.y2))?;
         let attr = |f: fn(&uld_eval::LesionAttrs) -> Option<f64>| {
-            lesions().map(|(_, l)| f(&l.attrs).unwrap_or(f64::NAN)).collect::<Vec<f64>>()
+            lesions()
+                .map(|(_, l)| f(&l.attrs).unwrap_or(f64::NAN))
+                .collect::<Vec<f64>>()
         };
         d.set_item("long_diameter_mm", attr(|a| a.long_diameter_mm))?;
         d.set_item(
             "lesion_type",
-            lesions().map(|(_, l)| l.attrs.lesion_type.clone()).collect::<Vec<_>>(),
+            lesions()
+                .map(|(_, l)| l.attrs.lesion_type.clone())
+                .collect::<Vec<_>>(),
         )?;
         d.set_item("slice_interval_mm", attr(|a| a.slice_interval_mm))?;
         Ok(d)
@@ -85,9 +99,20 @@ impl PyDetections {
         let rows = || self.0.iter();
         let d = PyDict::new(py);
         d.set_item("key", rows().map(|(k, _)| k).collect::<Vec<_>>())?;
-        d.set_item("z1", rows().map(|(_, r)| r.slices.map(|s| s.0)).collect::<Vec<_>>())?;
-        d.set_item("z2", rows().map(|(_, r)| r.slices.map(|s| s.1)).collect::<Vec<_>>())?;
-        let coord = |f: fn(&uld_core::Box2) -> f32| rows().map(|(_, r)| f(&r.bbox)).collect::<Vec<f32>>();
+        d.set_item(
+            "z1",
+            rows()
+                .map(|(_, r)| r.slices.map(|s| s.0))
+                .collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "z2",
+            rows()
+                .map(|(_, r)| r.slices.map(|s| s.1))
+                .collect::<Vec<_>>(),
+        )?;
+        let coord =
+            |f: fn(&uld_core::Box2) -> f32| rows().map(|(_, r)| f(&r.bbox)).collect::<Vec<f32>>();
         d.set_item("x1", coord(|b| b.x1))?;
         d.set_item("y1", coord(|b| b.y1))?;
         d.set_item("x2", coord(|b| b.x2))?;

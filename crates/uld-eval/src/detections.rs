@@ -346,7 +346,8 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
             score: num(7)?,
             track: optional_int(field(8), "a non-negative integer").map_err(bad(8))?,
         };
-        det.check().map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
+        det.check()
+            .map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
         set.push(key, det);
     }
     Ok(set)

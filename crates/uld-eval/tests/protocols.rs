@@ -453,15 +453,21 @@ fn report_json_tells_infinite_and_undefined_numbers_apart() {
     // A perfect detector without false positives: 3DCE extrapolates the
     // curve's vertical end, MULAN clamps it.
     let mut gt = GroundTruth::new("hand");
-    gt.units.push(unit("a", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
-    gt.units.push(unit("b", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
+    gt.units
+        .push(unit("a", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
+    gt.units
+        .push(unit("b", vec![lesion([0., 0., 9., 9.], 0., 0.)]));
     let mut d = DetectionSet::new();
     det2(&mut d, "a", [0., 0., 9., 9.], 0.9);
     det2(&mut d, "b", [0., 0., 9., 9.], 0.8);
     let mut c = cfg(Protocol::KeySlice);
     c.variant = KeySliceVariant::ThreeDce;
     let e = evaluate(&gt, &d, &c).unwrap();
-    assert!(e.metrics.sens.iter().any(|s| !s.is_finite()), "{:?}", e.metrics.sens);
+    assert!(
+        e.metrics.sens.iter().any(|s| !s.is_finite()),
+        "{:?}",
+        e.metrics.sens
+    );
     let dir = tempfile::tempdir().unwrap();
     uld_eval::report::write_report(dir.path(), &e, "perfect", false).unwrap();
     let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();

@@ -13,11 +13,11 @@ use uld_data::deeplesion::{LesionRecord, SeriesFolder};
 use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
 use uld_data::sample::SampleConfig;
 use uld_eval::gt::subvolume_range;
+use uld_eval::sources::keyslice_row;
 use uld_eval::{
     BootstrapConfig, Detection, DetectionSet, EvalConfig, Evaluation, GroundTruth, Protocol,
     evaluate, keyslice_ground_truth,
 };
-use uld_eval::sources::keyslice_row;
 use uld_model::Detector;
 
 use crate::detect::{KeyImageDetections, detect_dataset};

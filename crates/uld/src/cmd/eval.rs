@@ -151,7 +151,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     cfg.score_threshold = args.threshold;
     cfg.breakdowns = !args.no_breakdowns;
     cfg.bootstrap = if args.bootstrap > 0 {
-        Some(BootstrapConfig::checked(args.bootstrap, args.seed, args.level)?)
+        Some(BootstrapConfig::checked(
+            args.bootstrap,
+            args.seed,
+            args.level,
+        )?)
     } else {
         None
     };
