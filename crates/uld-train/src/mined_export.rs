@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use tch::Device;
-use uld_core::{Box2, Error, Result};
-use uld_data::deeplesion::{LesionRecord, LesionType, write_dl_info_with};
+use uld_core::{Error, Result};
+use uld_data::deeplesion::{LesionRecord, record_for_box, write_dl_info_with};
 use uld_data::loader::KeyImage;
-use uld_data::synth::BOX_PADDING_PX;
 use uld_model::BuildDetector;
 
 use crate::mined::{MinedImage, MinedScore, mine_key_images};
@@ -78,6 +77,10 @@ pub struct MinedRows {
     pub records: Vec<LesionRecord>,
     pub columns: Vec<&'static str>,
     pub values: Vec<Vec<String>>,
+    /// Each row's score, and whether it is a real unlabelled lesion where
+    /// the complete annotations are known.
+    pub scores: Vec<f32>,
+    pub real: Vec<Option<bool>>,
 }
 
 impl MinedRows {
@@ -91,6 +94,8 @@ impl MinedRows {
             records: Vec::new(),
             columns: vec!["Mined_score"],
             values: Vec::new(),
+            scores: Vec::new(),
+            real: Vec::new(),
         };
         if mined.truth.is_some() {
             rows.columns.push("Unlabelled_lesion");
@@ -104,12 +109,15 @@ impl MinedRows {
                 )
             })?;
             for (k, (b, score)) in m.boxes.iter().zip(&m.scores).enumerate() {
-                rows.records.push(mined_record(row, b));
+                rows.records.push(record_for_box(row, b));
                 let mut values = vec![format!("{score:.4}")];
-                if let Some((_, flags)) = &mined.truth {
-                    values.push(u8::from(flags[m.index][k]).to_string());
+                let real = mined.truth.as_ref().map(|(_, flags)| flags[m.index][k]);
+                if let Some(real) = real {
+                    values.push(u8::from(real).to_string());
                 }
                 rows.values.push(values);
+                rows.scores.push(*score);
+                rows.real.push(real);
             }
         }
         Ok(rows)
@@ -118,88 +126,5 @@ impl MinedRows {
     /// Writes the rows as a `DL_info.csv` with the extra columns.
     pub fn write(&self, path: &Path) -> Result<()> {
         write_dl_info_with(path, &self.records, &self.columns, &self.values)
-    }
-}
-
-/// A `DL_info.csv` row for a mined box on the key image of `row`: the box
-/// as `Bounding_boxes`, and as "RECIST" the box's axes unpadded by 5 px
-/// (long axis along the longer side). The lesion type is unknown (-1); the
-/// normalised location is the box centre over the image size for x and y,
-/// and the annotated lesion's z.
-fn mined_record(row: &LesionRecord, b: &Box2) -> LesionRecord {
-    let shrink = BOX_PADDING_PX.min((b.width().min(b.height()) / 2.0 - 0.5).max(0.0));
-    let inner = b.pad(-shrink);
-    let (cx, cy) = ((inner.x1 + inner.x2) / 2.0, (inner.y1 + inner.y2) / 2.0);
-    let horizontal = [inner.x1, cy, inner.x2, cy];
-    let vertical = [cx, inner.y1, cx, inner.y2];
-    let (long, short) = if inner.width() >= inner.height() {
-        (horizontal, vertical)
-    } else {
-        (vertical, horizontal)
-    };
-    let mut recist = [0.0; 8];
-    recist[..4].copy_from_slice(&long);
-    recist[4..].copy_from_slice(&short);
-    let [w, h] = row.image_size;
-    LesionRecord {
-        recist,
-        bbox: *b,
-        diameters_px: [
-            inner.width().max(inner.height()),
-            inner.width().min(inner.height()),
-        ],
-        normalized_location: [
-            cx / w.max(1) as f32,
-            cy / h.max(1) as f32,
-            row.normalized_location[2],
-        ],
-        lesion_type: LesionType::Unknown,
-        possibly_noisy: false,
-        ..row.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use uld_data::deeplesion::{Gender, Split};
-
-    #[test]
-    fn a_mined_box_becomes_a_row_with_its_axes_inside_the_box() {
-        let row = LesionRecord {
-            file_name: "000001_01_01_012.png".into(),
-            patient: 1,
-            study: 1,
-            series: 1,
-            key_slice_png: 12,
-            recist: [10.0, 10.0, 30.0, 10.0, 20.0, 5.0, 20.0, 15.0],
-            bbox: Box2::new(5.0, 0.0, 35.0, 20.0),
-            diameters_px: [20.0, 10.0],
-            normalized_location: [0.1, 0.2, 0.7],
-            lesion_type: LesionType::Liver,
-            possibly_noisy: true,
-            slice_range: [1, 24],
-            spacing: [0.8, 0.8, 2.0],
-            image_size: [512, 400],
-            dicom_windows: vec![[-160.0, 240.0]],
-            gender: Gender::Female,
-            age: Some(60.0),
-            split: Split::Train,
-        };
-        let b = Box2::new(100.0, 200.0, 140.0, 220.0);
-        let r = mined_record(&row, &b);
-        assert_eq!(r.bbox, b);
-        assert_eq!(r.diameters_px, [30.0, 10.0], "unpadded by 5 px each side");
-        assert_eq!(
-            &r.recist[..4],
-            &[105.0, 210.0, 135.0, 210.0],
-            "long axis along x"
-        );
-        assert_eq!(&r.recist[4..], &[120.0, 205.0, 120.0, 215.0]);
-        assert_eq!(r.normalized_location, [120.0 / 512.0, 0.525, 0.7]);
-        assert_eq!(r.lesion_type, LesionType::Unknown);
-        assert!(!r.possibly_noisy);
-        assert_eq!(r.file_name, row.file_name, "on the same key image");
     }
 }

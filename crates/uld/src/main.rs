@@ -37,6 +37,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Export the lesions a run's teacher mines on its training images as DL_info.csv rows.
     Mined(cmd::mined::MinedArgs),
+    /// Accept, reject or adjust mined lesions in the browser; decisions saved to reviewed.csv.
+    Review(cmd::review::ReviewArgs),
     /// Print speed figures of uld's building blocks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Mined(args) => cmd::mined::run(args),
+        Command::Review(args) => cmd::review::run(args),
         Command::Bench(command) => cmd::bench::run(command),
     };
     match result {

@@ -1,6 +1,7 @@
 //! The DeepLesion dataset as published: `DL_info.csv` and
 //! `Images_png/PPPPPP_SS_RR/KKK.png` 16-bit slices.
 
+mod box_record;
 pub mod convert;
 mod geometry;
 mod info_csv;
@@ -8,6 +9,7 @@ mod png_slice;
 mod series;
 mod stats;
 
+pub use box_record::record_for_box;
 pub use geometry::{GEOMETRY_FILE, SeriesGeometry};
 pub use info_csv::{
     BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,

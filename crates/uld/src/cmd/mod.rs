@@ -12,5 +12,6 @@ pub mod detect_scans;
 pub mod eval;
 pub mod info;
 pub mod mined;
+pub mod review;
 pub mod synth;
 pub mod train;
