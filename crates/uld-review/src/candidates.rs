@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use uld_core::{Box2, Error, Location, Result};
-use uld_data::deeplesion::{LesionRecord, read_dl_info};
+use uld_data::deeplesion::{LesionRecord, read_dl_info_extras};
 
 /// One lesion a reviewer decides on.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,40 +55,19 @@ pub fn rank(rows: Vec<(LesionRecord, f32, Option<bool>)>) -> Vec<Candidate> {
 /// Reads a mined-lesion file: `DL_info.csv` columns plus `Mined_score`
 /// (required) and `Unlabelled_lesion` (optional, 1/0).
 pub fn read_mined(path: &Path) -> Result<Vec<Candidate>> {
-    let records = read_dl_info(path)?;
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| Error::data(Location::file(path), e.to_string()))?;
-    let headers = csv
-        .headers()
-        .map_err(|e| Error::data(Location::file(path).line(1), e.to_string()))?
-        .clone();
-    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let score_at = column("Mined_score").ok_or_else(|| {
-        Error::data(
-            Location::file(path).line(1).field("Mined_score"),
-            "missing column `Mined_score`: give the file `uld mined` writes",
-        )
-    })?;
-    let real_at = column("Unlabelled_lesion");
-    let mut rows = Vec::with_capacity(records.len());
-    for (record, row) in records.into_iter().zip(csv.records()) {
-        let row = row.map_err(|e| Error::data(Location::file(path), e.to_string()))?;
-        let line = row.position().map_or(0, |p| p.line());
-        let cell = |i: usize| row.get(i).unwrap_or("").trim();
-        let at = |field: &str| Location::file(path).line(line).field(field);
-        let score: f32 = cell(score_at)
+    let rows = read_dl_info_extras(path, &["Mined_score"], &["Unlabelled_lesion"])?;
+    let mut ranked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let at = |field: &str| Location::file(path).line(row.line).field(field);
+        let score_text = row.extras[0].as_deref().unwrap_or("");
+        let score: f32 = score_text
             .parse()
             .ok()
             .filter(|s: &f32| s.is_finite())
             .ok_or_else(|| {
-                Error::data(
-                    at("Mined_score"),
-                    format!("`{}` is not a number", cell(score_at)),
-                )
+                Error::data(at("Mined_score"), format!("`{score_text}` is not a number"))
             })?;
-        let real = match real_at.map(cell) {
+        let real = match row.extras[1].as_deref() {
             None | Some("") => None,
             Some("1") => Some(true),
             Some("0") => Some(false),
@@ -99,7 +78,7 @@ pub fn read_mined(path: &Path) -> Result<Vec<Candidate>> {
                 ));
             }
         };
-        rows.push((record, score, real));
+        ranked.push((row.record, score, real));
     }
-    Ok(rank(rows))
+    Ok(rank(ranked))
 }

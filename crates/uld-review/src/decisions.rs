@@ -10,14 +10,15 @@ use std::time::SystemTime;
 
 use uld_core::{Box2, Error, Location, Result};
 use uld_data::deeplesion::{
-    LesionRecord, LesionType, read_dl_info, record_for_box, write_dl_info_with,
+    LesionRecord, LesionType, REVIEW_DECISION, read_dl_info_extras, record_for_box,
+    write_dl_info_with,
 };
 
 use crate::candidates::Candidate;
 
 /// The columns `reviewed.csv` adds to `DL_info.csv`'s.
 pub const COLUMNS: [&str; 5] = [
-    "Review_decision",
+    REVIEW_DECISION,
     "Reviewer",
     "Review_time",
     "Review_candidate",
@@ -108,41 +109,18 @@ impl Review {
 
     fn resume(&mut self, candidates: &[Candidate]) -> Result<()> {
         let path = self.path.clone();
-        let records = read_dl_info(&path)?;
-        let mut csv = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_path(&path)
-            .map_err(|e| Error::data(Location::file(&path), e.to_string()))?;
-        let headers = csv
-            .headers()
-            .map_err(|e| Error::data(Location::file(&path).line(1), e.to_string()))?
-            .clone();
-        let at: Vec<usize> = COLUMNS
-            .iter()
-            .map(|name| {
-                headers
-                    .iter()
-                    .position(|h| h.trim() == *name)
-                    .ok_or_else(|| {
-                        Error::data(
-                            Location::file(&path).line(1).field(*name),
-                            format!("missing column `{name}`: not a reviewed.csv of uld review"),
-                        )
-                    })
-            })
-            .collect::<Result<_>>()?;
+        let rows = read_dl_info_extras(&path, &COLUMNS, &[])?;
         let by_key: std::collections::HashMap<String, usize> =
             candidates.iter().map(|c| (c.key(), c.id)).collect();
-        for (record, row) in records.into_iter().zip(csv.records()) {
-            let row = row.map_err(|e| Error::data(Location::file(&path), e.to_string()))?;
-            let line = row.position().map_or(0, |p| p.line());
-            let values: Vec<String> = at
-                .iter()
-                .map(|&i| row.get(i).unwrap_or("").trim().to_string())
+        for row in rows {
+            let values: Vec<String> = row
+                .extras
+                .into_iter()
+                .map(Option::unwrap_or_default)
                 .collect();
             let verdict = Verdict::parse(&values[0]).ok_or_else(|| {
                 Error::data(
-                    Location::file(&path).line(line).field(COLUMNS[0]),
+                    Location::file(&path).line(row.line).field(COLUMNS[0]),
                     format!("`{}` is neither accepted nor rejected", values[0]),
                 )
             })?;
@@ -150,14 +128,14 @@ impl Review {
                 Some(&id) => {
                     self.decisions[id] = Some(Decision {
                         verdict,
-                        bbox: record.bbox,
-                        lesion_type: record.lesion_type,
+                        bbox: row.record.bbox,
+                        lesion_type: row.record.lesion_type,
                         reviewer: values[1].clone(),
                         time: values[2].clone(),
                     });
                     self.versions[id] = 1;
                 }
-                None => self.kept.push((record, values)),
+                None => self.kept.push((row.record, values)),
             }
         }
         Ok(())

@@ -120,7 +120,12 @@ async fn a_reviewer_decides_drags_a_box_reloads_and_finds_everything_again() {
         json!(format!("0 / {count} decided")),
     )
     .await;
-    wait_until(&client, "return state.image !== null && state.current;", json!(0)).await;
+    wait_until(
+        &client,
+        "return state.image !== null && state.current;",
+        json!(0),
+    )
+    .await;
 
     // Accept the first two candidates and reject the third, by keyboard;
     // each decision moves on to the next undecided candidate.
@@ -130,7 +135,12 @@ async fn a_reviewer_decides_drags_a_box_reloads_and_finds_everything_again() {
     wait_until(&client, "return state.current;", json!(2)).await;
     press(&client, "r").await;
     wait_until(&client, "return state.current;", json!(3)).await;
-    wait_until(&client, "return state.image !== null && state.detail.id;", json!(3)).await;
+    wait_until(
+        &client,
+        "return state.image !== null && state.detail.id;",
+        json!(3),
+    )
+    .await;
 
     // Drag the fourth candidate's box by (24, 12) screen pixels, then accept it.
     let at = client
@@ -146,24 +156,43 @@ async fn a_reviewer_decides_drags_a_box_reloads_and_finds_everything_again() {
         at[1].as_f64().unwrap(),
         at[2].as_f64().unwrap(),
     );
-    let before: Vec<f64> = at[3].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let before: Vec<f64> = at[3]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let drag = MouseActions::new("mouse".into())
-        .then(PointerAction::MoveTo { duration: None, x, y })
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-        .then(PointerAction::MoveBy { duration: Some(Duration::from_millis(200)), x: 24.0, y: 12.0 })
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(200)),
+            x: 24.0,
+            y: 12.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
     client.perform_actions(drag).await.unwrap();
     press(&client, "a").await;
     wait_until(
         &client,
         STATUSES,
-        json!((0..count)
-            .map(|i| match i {
-                0 | 1 | 3 => "accepted",
-                2 => "rejected",
-                _ => "pending",
-            })
-            .collect::<Vec<_>>()),
+        json!(
+            (0..count)
+                .map(|i| match i {
+                    0 | 1 | 3 => "accepted",
+                    2 => "rejected",
+                    _ => "pending",
+                })
+                .collect::<Vec<_>>()
+        ),
     )
     .await;
 
@@ -199,12 +228,24 @@ async fn a_reviewer_decides_drags_a_box_reloads_and_finds_everything_again() {
     let verdicts: Vec<&str> = text
         .lines()
         .skip(1)
-        .map(|l| if l.contains(",accepted,") { "accepted" } else { "rejected" })
+        .map(|l| {
+            if l.contains(",accepted,") {
+                "accepted"
+            } else {
+                "rejected"
+            }
+        })
         .collect();
     assert_eq!(verdicts, ["accepted", "accepted", "rejected", "accepted"]);
     let moved = rows[3].bbox.to_array();
     let (dx, dy) = (24.0 / zoom, 12.0 / zoom);
-    assert!((moved[0] as f64 - before[0] - dx).abs() < 1.5, "{moved:?} from {before:?}, zoom {zoom}");
-    assert!((moved[1] as f64 - before[1] - dy).abs() < 1.5, "{moved:?} from {before:?}, zoom {zoom}");
+    assert!(
+        (moved[0] as f64 - before[0] - dx).abs() < 1.5,
+        "{moved:?} from {before:?}, zoom {zoom}"
+    );
+    assert!(
+        (moved[1] as f64 - before[1] - dy).abs() < 1.5,
+        "{moved:?} from {before:?}, zoom {zoom}"
+    );
     assert!(((moved[2] - moved[0]) as f64 - (before[2] - before[0])).abs() < 1e-3);
 }

@@ -20,6 +20,7 @@ pub mod mining;
 pub mod nan_guard;
 pub mod objective;
 pub mod optim;
+pub mod reviewed;
 pub mod run;
 pub mod scan;
 pub mod scan_outputs;

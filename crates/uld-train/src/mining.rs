@@ -137,6 +137,26 @@ pub struct PseudoLabels {
     pub ignore: Vec<Box2>,
 }
 
+/// The predictions that do not fall on a known negative (a region a
+/// reviewer rejected): those are background, never mined nor ignored.
+pub fn outside_negatives(
+    predictions: Vec<(Box2, f32)>,
+    negatives: &[Box2],
+    config: &MiningConfig,
+) -> Vec<(Box2, f32)> {
+    if negatives.is_empty() {
+        return predictions;
+    }
+    predictions
+        .into_iter()
+        .filter(|(b, _)| {
+            !negatives
+                .iter()
+                .any(|n| n.overlap_of_smaller(b) >= config.same_lesion_overlap)
+        })
+        .collect()
+}
+
 /// Merges the teacher's `(box, score)` predictions with an image's annotated boxes.
 pub fn merge_pseudo_labels(
     annotated: &[Box2],
@@ -205,6 +225,20 @@ mod tests {
         let out = merge_pseudo_labels(&[], &preds, &config);
         assert_eq!(out.weights, vec![0.8]);
         assert!(out.ignore.is_empty());
+    }
+
+    #[test]
+    fn known_negatives_veto_predictions_on_them() {
+        let config = MiningConfig::default();
+        let predictions = vec![(b(10.0, 10.0, 20.0), 0.9), (b(100.0, 100.0, 20.0), 0.9)];
+        let kept = outside_negatives(predictions.clone(), &[b(12.0, 12.0, 20.0)], &config);
+        assert_eq!(kept, vec![predictions[1]]);
+        assert_eq!(
+            outside_negatives(predictions.clone(), &[], &config),
+            predictions
+        );
+        let merged = merge_pseudo_labels(&[], &kept, &config);
+        assert_eq!(merged.boxes, vec![b(100.0, 100.0, 20.0)]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use uld_model::{BuildDetector, Detector, ImageTargets, ModelConfig, build_detect
 use crate::batch::{annotated_targets, images_tensor};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
-use crate::mining::{MiningConfig, merge_pseudo_labels};
+use crate::mining::{MiningConfig, merge_pseudo_labels, outside_negatives};
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -96,6 +96,9 @@ pub struct Mining<D> {
     teacher_store: VarStore,
     teacher: D,
     complete: Option<CompleteAnnotations>,
+    /// Per dataset item, regions a reviewer rejected (original pixels):
+    /// the teacher's predictions on them are not mined.
+    negatives: Vec<Vec<Box2>>,
 }
 
 impl<D: BuildDetector> Mining<D> {
@@ -114,7 +117,14 @@ impl<D: BuildDetector> Mining<D> {
             teacher_store,
             teacher,
             complete,
+            negatives: Vec::new(),
         })
+    }
+
+    /// Known negatives per dataset item, in original pixels.
+    pub fn with_negatives(mut self, negatives: Vec<Vec<Box2>>) -> Self {
+        self.negatives = negatives;
+        self
     }
 }
 
@@ -183,6 +193,14 @@ impl<D: Detector> Objective for Mining<D> {
                     ))
                 })
                 .collect();
+            let negatives: Vec<Box2> = self
+                .negatives
+                .get(batch.indices[i])
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter_map(|n| to_student_view(n, &to.to_view, to.size))
+                .collect();
+            let moved = outside_negatives(moved, &negatives, &self.config);
             let pseudo = merge_pseudo_labels(&target.boxes, &moved, &self.config);
             if let (Some(complete), Some(back)) = (&self.complete, to.to_view.inverse()) {
                 let item = batch.indices[i];

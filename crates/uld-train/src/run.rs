@@ -18,6 +18,7 @@ use crate::config::{Mode, TrainConfig};
 use crate::objective::{
     CompleteAnnotations, Mining, Objective, Supervised, complete_from_manifest,
 };
+use crate::reviewed::{ExtraLabels, add_reviewed};
 use crate::trainer::{Observer, Outcome, Student, train};
 use crate::validate::{DetectSettings, SplitValidator, keyslice_truth, subvolumes};
 use crate::validation::Validator;
@@ -34,20 +35,26 @@ pub enum Labels {
 
 /// The objective `config.mode` names, around detector `D` (mining scored
 /// against `complete` annotations where they are known).
+/// `negatives`: per training image, regions a reviewer rejected, which the
+/// teacher may not mine.
 pub fn objective<D: BuildDetector>(
     config: &TrainConfig,
     device: Device,
     complete: Option<CompleteAnnotations>,
+    negatives: Vec<Vec<Box2>>,
 ) -> Result<Box<dyn Objective>> {
     Ok(match config.mode {
         Mode::Supervised => Box::new(Supervised),
-        Mode::Mining => Box::new(Mining::<D>::new(
-            config.mining.clone(),
-            &config.model,
-            config.steps,
-            device,
-            complete,
-        )?),
+        Mode::Mining => Box::new(
+            Mining::<D>::new(
+                config.mining.clone(),
+                &config.model,
+                config.steps,
+                device,
+                complete,
+            )?
+            .with_negatives(negatives),
+        ),
     })
 }
 
@@ -178,15 +185,16 @@ pub fn split_validator<D: BuildDetector>(
     }))
 }
 
-/// Trains a `D` on the `train` split of `records` (with `labels`),
-/// validating on the `val` split, in the run directory `out`; resumes a
-/// run found there.
+/// Trains a `D` on the `train` split of `records` (with `labels`, plus a
+/// reviewer's `extra` labels), validating on the `val` split, in the run
+/// directory `out`; resumes a run found there.
 pub fn train_on<D: BuildDetector>(
     root: &Path,
     records: &[LesionRecord],
     out: &Path,
     config: &TrainConfig,
     labels: Labels,
+    extra: Option<&ExtraLabels>,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let mut images = training_images(root, records, config)?;
@@ -194,7 +202,30 @@ pub fn train_on<D: BuildDetector>(
     if labels == Labels::Complete {
         images = with_complete_labels(root, &images, complete.as_ref())?;
     }
-    train_images_on::<D>(root, records, out, config, images, complete, observer)
+    let reviewed = extra
+        .map(|extra| add_reviewed(&mut images, extra))
+        .transpose()?;
+    let negatives = reviewed
+        .as_ref()
+        .map_or_else(Vec::new, |r| r.negatives.clone());
+    let set = TrainingSet {
+        images,
+        complete,
+        negatives,
+    };
+    let mut outcome = train_images_on::<D>(root, records, out, config, set, observer)?;
+    outcome.reviewed = reviewed.map(|r| (r.accepted, r.rejected));
+    Ok(outcome)
+}
+
+/// The images a run trains on (the boxes they carry are the labels) and
+/// what else is known about them.
+pub struct TrainingSet {
+    pub images: Vec<KeyImage>,
+    /// Every lesion of each image, where known: scores what mining finds.
+    pub complete: Option<CompleteAnnotations>,
+    /// Per image, regions a reviewer rejected, which mining may not mine.
+    pub negatives: Vec<Vec<Box2>>,
 }
 
 /// [`train_on`] with the training images given (the boxes they carry are
@@ -205,14 +236,13 @@ pub fn train_images_on<D: BuildDetector>(
     records: &[LesionRecord],
     out: &Path,
     config: &TrainConfig,
-    images: Vec<KeyImage>,
-    complete: Option<CompleteAnnotations>,
+    set: TrainingSet,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let mut student = Student::<D>::new(config)?;
     let device = student.store.device();
-    let mut objective = objective::<D>(config, device, complete)?;
-    let dataset = training_dataset::<D>(images, config, objective.views())?;
+    let mut objective = objective::<D>(config, device, set.complete, set.negatives)?;
+    let dataset = training_dataset::<D>(set.images, config, objective.views())?;
     let mut validator = split_validator::<D>(root, records, Split::Val, config, device)?;
     train(
         out,

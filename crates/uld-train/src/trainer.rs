@@ -85,6 +85,8 @@ pub struct Outcome {
     pub resumed_from: Option<u64>,
     pub best: Option<Validation>,
     pub last: Option<Validation>,
+    /// Reviewed lesions trained on: (accepted, rejected).
+    pub reviewed: Option<(usize, usize)>,
 }
 
 /// The model a run trains, with its weights.
@@ -251,6 +253,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
         resumed_from,
         best,
         last,
+        reviewed: None,
     })
 }
 

@@ -193,6 +193,100 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
             .iter()
             .all(|r| r.split == uld_data::deeplesion::Split::Train)
     );
+
+    // Review: `uld review` serves the mined rows (its page and API answer
+    // with the printed token) ...
+    let reviewed = dir.path().join("reviewed.csv");
+    let data = out.join("data");
+    let review = served_review(&[
+        "review",
+        "--mined",
+        csv.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        reviewed.to_str().unwrap(),
+    ]);
+    assert!(review.contains(&format!("\"total\":{count}")), "{review}");
+    // ... a reviewer accepts some and rejects others (here through the
+    // library the page's requests call) ...
+    let candidates = uld_review::read_mined(&csv).unwrap();
+    let mut decisions = uld_review::Review::open(&reviewed, &candidates).unwrap();
+    for c in candidates.iter().take(10) {
+        let verdict = if c.id % 2 == 0 {
+            uld_review::Verdict::Accepted
+        } else {
+            uld_review::Verdict::Rejected
+        };
+        let d = uld_review::Decision::now(verdict, c.record.bbox, c.record.lesion_type, "test");
+        decisions
+            .decide(&candidates, c.id, 0, Some(d))
+            .unwrap()
+            .unwrap();
+    }
+    let decided = candidates.len().min(10);
+    let (accepted, rejected) = (decided.div_ceil(2), decided / 2);
+    // ... and training learns from the decisions.
+    let retrained = dir.path().join("retrained");
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        retrained.to_str().unwrap(),
+        "--mode",
+        "mining",
+        "--extra-labels",
+        reviewed.to_str().unwrap(),
+    ];
+    args.extend(&TINY_RUN[2..]);
+    let stdout = ok(&args);
+    assert!(
+        stdout.contains(&format!(
+            "reviewed labels: {accepted} accepted lesions, {rejected} rejected as known negatives"
+        )),
+        "{stdout}"
+    );
+}
+
+/// Starts `uld ARGS` (a review server), asks its API for the review with
+/// the token it printed, stops it, and returns the answer's body.
+fn served_review(args: &[&str]) -> String {
+    use std::io::{BufRead, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_uld"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|l| l.trim().strip_prefix("http://").map(str::to_string))
+        .expect("uld review prints the address to open");
+    let (host, query) = url.split_once("/?").unwrap();
+    assert!(
+        host.starts_with("127.0.0.1:"),
+        "binds to this machine only: {host}"
+    );
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let refused = get("/api/review");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let answer = get(&format!("/api/review?{query}"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
 }
 
 #[test]

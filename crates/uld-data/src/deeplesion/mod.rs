@@ -3,6 +3,7 @@
 
 mod box_record;
 pub mod convert;
+mod extra_columns;
 mod geometry;
 mod info_csv;
 mod png_slice;
@@ -10,6 +11,7 @@ mod series;
 mod stats;
 
 pub use box_record::record_for_box;
+pub use extra_columns::{REVIEW_DECISION, RowWithExtras, read_dl_info_extras};
 pub use geometry::{GEOMETRY_FILE, SeriesGeometry};
 pub use info_csv::{
     BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,

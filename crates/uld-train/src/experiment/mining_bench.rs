@@ -28,7 +28,7 @@ use super::{Arm, machine, score_on_test, train_arm};
 use crate::config::{Mode, TrainConfig};
 use crate::mined::{MinedScore, REVIEW_TAU};
 use crate::mined_export::{MinedRows, mine_run};
-use crate::run::{Labels, complete_annotations, train_images_on};
+use crate::run::{Labels, TrainingSet, complete_annotations, train_images_on};
 use crate::trained::Weights;
 use crate::trainer::Observer;
 use crate::validate::{SplitScores, eval_config};
@@ -305,8 +305,12 @@ fn train_run<D: BuildDetector>(
         Some(miner) => {
             let (images, mined) = multistage_images::<D>(setup, records, run, miner, device)?;
             let complete = complete_annotations(&data, &images)?;
-            let outcome =
-                train_images_on::<D>(&data, records, &dir, &config, images, complete, observer)?;
+            let set = TrainingSet {
+                images,
+                complete,
+                negatives: Vec::new(),
+            };
+            let outcome = train_images_on::<D>(&data, records, &dir, &config, set, observer)?;
             (outcome, mined)
         }
     };

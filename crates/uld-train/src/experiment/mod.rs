@@ -59,7 +59,7 @@ pub fn train_arm<D: BuildDetector>(
         mode: arm.mode,
         ..base.clone()
     };
-    train_on::<D>(data, records, dir, &config, arm.labels, observer)
+    train_on::<D>(data, records, dir, &config, arm.labels, None, observer)
 }
 
 /// Detects with the run's `weights` on the test split and scores the

@@ -45,7 +45,7 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
     let records = read_dl_info(root.join("DL_info.csv"))?;
     let images = training_images(&root, &records, &config)?;
     let device = uld_train::device::open_device(&config.device)?;
-    let mut objective = objective::<FcosDetector>(&config, device, None)?;
+    let mut objective = objective::<FcosDetector>(&config, device, None, Vec::new())?;
     let data = training_dataset::<FcosDetector>(images, &config, objective.views())?;
     let t = time_training_steps::<FcosDetector, _>(
         &config,

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::read_dl_info;
 use uld_model::FcosDetector;
 use uld_train::mined::MinedScore;
+use uld_train::reviewed::{ExtraLabels, RejectedAs};
 use uld_train::run::{Labels, train_on};
 use uld_train::{Mode, Observer, StepLog, TrainConfig, Validation};
 
@@ -66,9 +67,28 @@ pub struct TrainArgs {
     /// Which boxes the training images carry.
     #[arg(long, value_enum, default_value = "partial")]
     pub labels: LabelsArg,
+    /// Also learn from a reviewer's decisions (`uld review`'s reviewed.csv):
+    /// accepted lesions as lesions.
+    #[arg(long, value_name = "REVIEWED_CSV")]
+    pub extra_labels: Option<PathBuf>,
+    /// With --extra-labels: rejected lesions as known negatives (background
+    /// that mining may not turn into a lesion) or as ignore regions.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "negative",
+        requires = "extra_labels"
+    )]
+    pub rejected: RejectedArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RejectedArg {
+    Negative,
+    Ignore,
 }
 
 /// The boxes training images carry.
@@ -102,15 +122,30 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config.resolve()?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
     let mut bar = ProgressObserver::new(progress_bar(!args.quiet));
+    let extra = args.extra_labels.as_ref().map(|path| ExtraLabels {
+        path: path.clone(),
+        rejected: match args.rejected {
+            RejectedArg::Negative => RejectedAs::Negative,
+            RejectedArg::Ignore => RejectedAs::Ignore,
+        },
+    });
     let outcome = train_on::<FcosDetector>(
         &args.data,
         &records,
         &args.out,
         &config,
         args.labels.into(),
+        extra.as_ref(),
         &mut bar,
     )
     .with_context(|| format!("training in {}", args.out.display()))?;
+    if let Some((accepted, rejected)) = outcome.reviewed {
+        let as_what = match args.rejected {
+            RejectedArg::Negative => "known negatives",
+            RejectedArg::Ignore => "ignore regions",
+        };
+        println!("reviewed labels: {accepted} accepted lesions, {rejected} rejected as {as_what}");
+    }
     println!(
         "trained {} steps{} in {}",
         outcome.steps,
