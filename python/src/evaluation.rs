@@ -4,32 +4,39 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use uld_eval::report::{comparison_json, report_json};
-use uld_eval::{BootstrapConfig, EvalConfig, Evaluation, Protocol, compare, evaluate};
+use uld_eval::{BootstrapConfig, EvalConfig, Evaluation, compare, evaluate};
 
 use crate::errors::to_py;
 use crate::options;
 use crate::tables::{PyDetections, PyGroundTruth};
 
-/// The `uld eval` options, checked.
-fn config(
-    protocol: Protocol,
-    variant: &str,
+/// The options of `uld eval`, as the Python layer passes them (a dict).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct EvalOptions {
+    protocol: String,
+    variant: String,
     bootstrap: usize,
     seed: u64,
     level: f64,
     threshold: Option<f32>,
     breakdowns: bool,
-) -> PyResult<EvalConfig> {
-    let mut cfg = EvalConfig::new(protocol);
-    cfg.variant = options::variant(variant)?;
-    cfg.score_threshold = threshold;
-    cfg.breakdowns = breakdowns;
-    cfg.bootstrap = if bootstrap > 0 {
-        Some(BootstrapConfig::checked(bootstrap, seed, level).map_err(to_py)?)
-    } else {
-        None
-    };
-    Ok(cfg)
+}
+
+impl EvalOptions {
+    /// The evaluation configuration, checked.
+    fn config(&self) -> PyResult<EvalConfig> {
+        let mut cfg = EvalConfig::new(options::protocol(&self.protocol)?);
+        cfg.variant = options::variant(&self.variant)?;
+        cfg.score_threshold = self.threshold;
+        cfg.breakdowns = self.breakdowns;
+        cfg.bootstrap = if self.bootstrap > 0 {
+            Some(BootstrapConfig::checked(self.bootstrap, self.seed, self.level).map_err(to_py)?)
+        } else {
+            None
+        };
+        Ok(cfg)
+    }
 }
 
 /// The curve of `e`, one point per detection in score order.
@@ -46,29 +53,13 @@ fn curve<'py>(py: Python<'py>, e: &Evaluation) -> PyResult<Bound<'py, PyDict>> {
 
 /// Scores `detections` against `ground_truth`: `(report.json text, curve)`.
 #[pyfunction]
-#[pyo3(signature = (protocol, ground_truth, detections, variant, bootstrap, seed, level, threshold, breakdowns))]
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate_tables<'py>(
     py: Python<'py>,
-    protocol: &str,
     ground_truth: &PyGroundTruth,
     detections: &PyDetections,
-    variant: &str,
-    bootstrap: usize,
-    seed: u64,
-    level: f64,
-    threshold: Option<f32>,
-    breakdowns: bool,
+    options: EvalOptions,
 ) -> PyResult<(String, Bound<'py, PyDict>)> {
-    let cfg = config(
-        options::protocol(protocol)?,
-        variant,
-        bootstrap,
-        seed,
-        level,
-        threshold,
-        breakdowns,
-    )?;
+    let cfg = options.config()?;
     let (gt, dets) = (&ground_truth.0, &detections.0);
     let e = py.detach(|| evaluate(gt, dets, &cfg)).map_err(to_py)?;
     Ok((report_json(&e).map_err(to_py)?, curve(py, &e)?))
@@ -77,35 +68,19 @@ pub fn evaluate_tables<'py>(
 /// The paired bootstrap of two detection sets: `(comparison.json text, curve
 /// of a, curve of b)`.
 #[pyfunction]
-#[pyo3(signature = (protocol, ground_truth, a, b, variant, bootstrap, seed, level, threshold, breakdowns))]
-#[allow(clippy::too_many_arguments)]
 pub fn compare_tables<'py>(
     py: Python<'py>,
-    protocol: &str,
     ground_truth: &PyGroundTruth,
     a: &PyDetections,
     b: &PyDetections,
-    variant: &str,
-    bootstrap: usize,
-    seed: u64,
-    level: f64,
-    threshold: Option<f32>,
-    breakdowns: bool,
+    options: EvalOptions,
 ) -> PyResult<(String, Bound<'py, PyDict>, Bound<'py, PyDict>)> {
-    if bootstrap == 0 {
+    if options.bootstrap == 0 {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "compare needs bootstrap replicates (bootstrap > 0)",
         ));
     }
-    let cfg = config(
-        options::protocol(protocol)?,
-        variant,
-        bootstrap,
-        seed,
-        level,
-        threshold,
-        breakdowns,
-    )?;
+    let cfg = options.config()?;
     let gt = &ground_truth.0;
     let (ea, eb, cmp) = py.detach(|| compare(gt, &a.0, &b.0, &cfg)).map_err(to_py)?;
     Ok((

@@ -500,6 +500,14 @@ class Comparison:
         return json.loads(json.dumps(self.report))
 
 
+def _options(protocol: Protocol, variant: Variant, bootstrap: int, seed: int, level: float,
+             threshold: Optional[float], breakdowns: bool) -> Dict[str, Any]:
+    """The evaluation options as the compiled module takes them."""
+    return dict(protocol=protocol, variant=variant, bootstrap=int(bootstrap), seed=int(seed),
+                level=float(level), threshold=None if threshold is None else float(threshold),
+                breakdowns=bool(breakdowns))
+
+
 def _ground_truth_arg(protocol: Protocol, gt: Any, variant: Variant, noisy: Noisy, split: Split,
                       lens_split: LensSplit) -> "_uld.GroundTruth":
     if isinstance(gt, GroundTruth):
@@ -534,8 +542,8 @@ def evaluate(protocol: Protocol, ground_truth: Union[PathLike, GroundTruth, Tabl
     type and slice interval where the ground truth has them).
     """
     gt = _ground_truth_arg(protocol, ground_truth, variant, noisy, split, lens_split)
-    text, curve = _uld.evaluate_tables(protocol, gt, _detections_arg(detections), variant,
-                                       bootstrap, seed, level, threshold, breakdowns)
+    options = _options(protocol, variant, bootstrap, seed, level, threshold, breakdowns)
+    text, curve = _uld.evaluate_tables(gt, _detections_arg(detections), options)
     return Evaluation._of(_non_finite(json.loads(text)), curve)
 
 
@@ -550,9 +558,8 @@ def compare(protocol: Protocol, ground_truth: Union[PathLike, GroundTruth, Table
     differences ``b - a`` with intervals and p-values. Options as in
     :func:`evaluate`; ``bootstrap`` must be positive."""
     gt = _ground_truth_arg(protocol, ground_truth, variant, noisy, split, lens_split)
-    text, curve_a, curve_b = _uld.compare_tables(protocol, gt, _detections_arg(a), _detections_arg(b),
-                                                 variant, bootstrap, seed, level, threshold,
-                                                 breakdowns)
+    options = _options(protocol, variant, bootstrap, seed, level, threshold, breakdowns)
+    text, curve_a, curve_b = _uld.compare_tables(gt, _detections_arg(a), _detections_arg(b), options)
     report = _non_finite(json.loads(text))
     c = report["comparison"]
     return Comparison(

@@ -1,7 +1,7 @@
 """Type stubs of the compiled module ``uld._uld`` (Rust, PyO3). Use the
 ``uld`` package's functions; these are what they call."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypedDict
 
 __version__: str
 
@@ -37,28 +37,20 @@ def ground_truth_from_columns(
 ) -> GroundTruth: ...
 def read_detections_file(path: str) -> Detections: ...
 def detections_from_columns(columns: Dict[str, List[Any]]) -> Detections: ...
+class EvalOptions(TypedDict):
+    protocol: str
+    variant: str
+    bootstrap: int
+    seed: int
+    level: float
+    threshold: Optional[float]
+    breakdowns: bool
+
 def evaluate_tables(
-    protocol: str,
-    ground_truth: GroundTruth,
-    detections: Detections,
-    variant: str,
-    bootstrap: int,
-    seed: int,
-    level: float,
-    threshold: Optional[float],
-    breakdowns: bool,
+    ground_truth: GroundTruth, detections: Detections, options: EvalOptions
 ) -> Tuple[str, Dict[str, List[Any]]]: ...
 def compare_tables(
-    protocol: str,
-    ground_truth: GroundTruth,
-    a: Detections,
-    b: Detections,
-    variant: str,
-    bootstrap: int,
-    seed: int,
-    level: float,
-    threshold: Optional[float],
-    breakdowns: bool,
+    ground_truth: GroundTruth, a: Detections, b: Detections, options: EvalOptions
 ) -> Tuple[str, Dict[str, List[Any]], Dict[str, List[Any]]]: ...
 def read_dl_info_columns(path: str) -> Dict[str, List[Any]]: ...
 def read_scan(path: str, series_uid: Optional[str] = None) -> Dict[str, Any]: ...

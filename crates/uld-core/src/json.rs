@@ -207,49 +207,52 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
     }
 }
 
-impl<C: ser::SerializeSeq> ser::SerializeSeq for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Finite(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The compound serializers whose elements have no names.
+macro_rules! each_element {
+    ($($trait:ident::$method:ident),* $(,)?) => {
+        $(impl<C: ser::$trait> ser::$trait for Each<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
+                self.0.$method(&Finite(v))
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTuple> ser::SerializeTuple for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Finite(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The compound serializers whose fields have names.
+macro_rules! each_field {
+    ($($trait:ident),* $(,)?) => {
+        $(impl<C: ser::$trait> ser::$trait for Each<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), C::Error> {
+                self.0.serialize_field(key, &Finite(v))
+            }
+            fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+                self.0.skip_field(key)
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Finite(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Finite(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
+each_element!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
+each_field!(SerializeStruct, SerializeStructVariant);
 
 impl<C: ser::SerializeMap> ser::SerializeMap for Each<C> {
     type Ok = C::Ok;
@@ -259,42 +262,6 @@ impl<C: ser::SerializeMap> ser::SerializeMap for Each<C> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
         self.0.serialize_value(&Finite(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStruct> ser::SerializeStruct for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Finite(v))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Each<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Finite(v))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()

@@ -43,6 +43,13 @@ pub struct MinedArgs {
     /// dataset's complete annotations are known, Unlabelled_lesion (1/0).
     #[arg(long, default_value = "mined.csv")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub miner: MinerArgs,
+}
+
+/// How a trained run mines its training images (`uld mined`, `uld review --model`).
+#[derive(Args)]
+pub struct MinerArgs {
     /// Which of the run's weights mine.
     #[arg(long, value_enum, default_value = "teacher")]
     pub weights: WeightsArg,
@@ -54,15 +61,15 @@ pub struct MinedArgs {
 }
 
 pub fn run(args: &MinedArgs) -> anyhow::Result<()> {
-    let device = open_device(&args.device)?;
+    let device = open_device(&args.miner.device)?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
     let mined = mine_run::<FcosDetector>(
         &args.data,
         &records,
         &args.model,
-        args.weights.into(),
+        args.miner.weights.into(),
         device,
-        args.tau_high,
+        args.miner.tau_high,
     )?;
     let rows = MinedRows::new(&mined, &records)?;
     rows.write(&args.out)?;

@@ -15,7 +15,7 @@ use uld_review::{ReviewData, ReviewState, read_mined, serve};
 use uld_train::device::open_device;
 use uld_train::mined_export::{MinedRows, mine_run};
 
-use crate::cmd::mined::WeightsArg;
+use crate::cmd::mined::MinerArgs;
 
 #[derive(Args)]
 pub struct ReviewArgs {
@@ -40,14 +40,9 @@ pub struct ReviewArgs {
     /// Reviewer name written with each decision (default: $USER).
     #[arg(long)]
     pub reviewer: Option<String>,
-    /// With --model: which of the run's weights mine.
-    #[arg(long, value_enum, default_value = "teacher")]
-    pub weights: WeightsArg,
-    /// With --model: score from which a prediction is a candidate (default: the run's `mining.tau_high`).
-    #[arg(long)]
-    pub tau_high: Option<f32>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// With --model: how the run mines.
+    #[command(flatten)]
+    pub miner: MinerArgs,
 }
 
 pub fn run(args: &ReviewArgs) -> anyhow::Result<()> {
@@ -59,9 +54,9 @@ pub fn run(args: &ReviewArgs) -> anyhow::Result<()> {
                 &args.data,
                 &records,
                 model,
-                args.weights.into(),
-                open_device(&args.device)?,
-                args.tau_high,
+                args.miner.weights.into(),
+                open_device(&args.miner.device)?,
+                args.miner.tau_high,
             )?;
             let rows = MinedRows::new(&mined, &records)?;
             rank(
