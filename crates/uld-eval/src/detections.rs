@@ -317,6 +317,10 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
             }
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
+        // Files concatenated (`cat shard*/detections.csv`) repeat the header.
+        if record.iter().eq(headers.iter()) {
+            continue;
+        }
         let field = |i: usize| record.get(cols[i]).unwrap_or("");
         let num = |i: usize| -> Result<f32> {
             field(i).parse::<f32>().map_err(|_| {
@@ -508,6 +512,17 @@ mod tests {
             err.to_string(),
             "d.csv, line 2, field `track`: `-1` is not a non-negative integer"
         );
+    }
+
+    #[test]
+    fn concatenated_files_read_as_one() {
+        let s = sample();
+        let mut text = Vec::new();
+        s.write_csv(&mut text).unwrap();
+        s.write_csv(&mut text).unwrap();
+        let both = parse_csv(&text[..], Path::new("all.csv")).unwrap();
+        assert_eq!(both.len(), 2 * s.len());
+        assert_eq!(&both.rows[..s.len()], &s.rows[..]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod scan;
 pub mod scan_outputs;
 pub mod scan_run;
 pub mod schedule;
+pub mod shard;
 pub mod step;
 pub mod tracklets;
 pub mod trained;

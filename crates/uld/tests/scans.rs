@@ -717,3 +717,53 @@ fn the_dataset_split_mode_still_writes_its_detection_files() {
             .all(|(k, d)| k.ends_with(".png") && d.slices.is_none())
     );
 }
+
+/// `--shard K/N` takes scans K, K + N, ...; the parts' detections.csv
+/// files, concatenated, read as the whole run's.
+#[test]
+fn shards_split_the_scan_list_and_their_outputs_concatenate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let scans: Vec<PathBuf> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let dir = tmp.path().join(name);
+            dicom_series(&dir, &[0.0, 5.0, 10.0], &format!("1.2.3.{i}"));
+            dir
+        })
+        .collect();
+    let paths: Vec<&Path> = scans.iter().map(PathBuf::as_path).collect();
+    let whole = tmp.path().join("whole");
+    let (ok, _, err) = detect(&paths, &whole, &[]);
+    assert!(ok, "{err}");
+    let mut concatenated = String::new();
+    for (k, want) in [(1, vec!["a", "c"]), (2, vec!["b"])] {
+        let out = tmp.path().join(format!("part{k}"));
+        let shard = format!("{k}/2");
+        let (ok, stdout, err) = detect(&paths, &out, &["--shard", &shard]);
+        assert!(ok, "{err}");
+        assert!(
+            stdout.contains(&format!("shard {k}/2: {} of 3 scans", want.len())),
+            "{stdout}"
+        );
+        let set = DetectionSet::read(out.join("detections.csv")).unwrap();
+        let keys: std::collections::BTreeSet<&str> = set.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), want);
+        concatenated.push_str(&std::fs::read_to_string(out.join("detections.csv")).unwrap());
+    }
+    let all = tmp.path().join("all.csv");
+    std::fs::write(&all, concatenated).unwrap();
+    let rows = |path: &Path| {
+        let mut rows: Vec<String> = DetectionSet::read(path)
+            .unwrap()
+            .iter()
+            .map(|(k, d)| format!("{k} {d:?}"))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(rows(&all), rows(&whole.join("detections.csv")));
+    let (ok, _, err) = detect(&paths, &tmp.path().join("bad"), &["--shard", "3/2"]);
+    assert!(!ok && err.contains("K must lie in 1..=N"), "{err}");
+}

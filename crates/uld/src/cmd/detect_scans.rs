@@ -15,6 +15,7 @@ use uld_model::Detector;
 use uld_train::TrainedDetector;
 use uld_train::scan::SliceRanges;
 use uld_train::scan_run::{ScanDetections, ScanOutputOptions, ScanRun, chosen_slices};
+use uld_train::shard::Shard;
 use uld_train::validate::DetectSettings;
 
 /// Lesions named with slice and score in a scan's line.
@@ -50,6 +51,18 @@ pub struct ScanArgs {
     /// At most this many overlays per scan (best lesions first).
     #[arg(long, default_value_t = 20)]
     pub max_overlays: usize,
+    /// Only the K-th of N interleaved parts of the scan list (scans K,
+    /// K + N, ...; 1-based), for job arrays: each job writes its own --out,
+    /// and the parts' detections.csv files merge by concatenation.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s).map_err(|e| match e {
+        uld_core::Error::Invalid { message, .. } => message,
+        other => other.to_string(),
+    })
 }
 
 /// `--slices`: the message of [`SliceRanges::parse`]'s error.
@@ -92,6 +105,20 @@ pub fn run<D: Detector>(
         overlays: args.overlays,
         view_score: args.view_score,
         max_overlays: args.max_overlays,
+    };
+    let scans = match args.shard {
+        Some(shard) => {
+            let part = shard.take(scans);
+            println!(
+                "shard {}/{}: {} of {} scans",
+                shard.index,
+                shard.count,
+                part.len(),
+                scans.len()
+            );
+            part
+        }
+        None => scans.to_vec(),
     };
     let mut failed = Vec::new();
     for (k, path) in scans.iter().enumerate() {
