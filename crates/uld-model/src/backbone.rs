@@ -9,9 +9,10 @@
 use tch::{Tensor, nn};
 
 use crate::config::{BackboneConfig, BlockKind, NormConfig};
+use crate::macs::{Conv, conv2d};
 use crate::norm::Norm;
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -23,15 +24,15 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
         },
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    conv2d(p, c_in, c_out, k, cfg)
 }
 
 /// One residual block: its convolution/norm pairs in order and the optional
 /// projection of the shortcut.
 #[derive(Debug)]
 struct Block {
-    layers: Vec<(nn::Conv2D, Norm)>,
-    downsample: Option<(nn::Conv2D, Norm)>,
+    layers: Vec<(Conv, Norm)>,
+    downsample: Option<(Conv, Norm)>,
 }
 
 impl Block {
@@ -94,7 +95,7 @@ impl Block {
 /// The ResNet body; [`Backbone::forward`] returns every stage's output.
 #[derive(Debug)]
 pub struct Backbone {
-    conv1: nn::Conv2D,
+    conv1: Conv,
     bn1: Norm,
     stages: Vec<Vec<Block>>,
 }

@@ -13,6 +13,7 @@ use uld_core::{Box2, Error, Result};
 
 use crate::ModelConfig;
 use crate::detector::{Detector, FcosDetector, build_detector};
+use crate::macs::count_macs;
 use crate::targets::ImageTargets;
 
 /// What to time.
@@ -105,6 +106,26 @@ fn setup(
         (Kind::Float, opts.device),
     );
     Ok((vs, model, images, bench_targets(opts.batch, size)))
+}
+
+/// Multiply-adds of one image's forward pass through the network at `size`
+/// pixels (its convolutions, [`crate::macs`]); a training step costs about
+/// three forward passes (the backward pass twice one), two FLOPs a MAC.
+pub fn forward_macs(cfg: &ModelConfig, size: i64) -> Result<u64> {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model: FcosDetector = build_detector(&vs, cfg, Some(0))?;
+    let image = Tensor::zeros(
+        [1, cfg.input.slices, size, size],
+        (Kind::Float, Device::Cpu),
+    );
+    Ok(count_macs(|| {
+        let _ = tch::no_grad(|| model.forward(&image));
+    }))
+}
+
+/// FLOPs of a training step of `batch` images from the forward MACs of one.
+pub fn train_step_flops(forward_macs: u64, batch: i64) -> f64 {
+    3.0 * 2.0 * forward_macs as f64 * batch as f64
 }
 
 fn sync(device: Device) {
@@ -293,6 +314,21 @@ fn parse_step_seconds(text: &str) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forward_pass_counts_the_stem_and_grows_with_the_image() {
+        let cfg = ModelConfig::preset("tiny").unwrap();
+        let small = forward_macs(&cfg, 64).unwrap();
+        let large = forward_macs(&cfg, 128).unwrap();
+        // Twice the side: 4x the output positions (the coarsest levels,
+        // rounded up, a little less).
+        let ratio = large as f64 / small as f64;
+        assert!((3.9..=4.0).contains(&ratio), "{ratio}");
+        // At least the stem: a 7x7 stride-2 convolution from the slices.
+        let stem = 32 * 32 * cfg.input.slices as u64 * 49 * cfg.backbone.stem_width as u64;
+        assert!(small > stem, "{small} MACs, stem alone {stem}");
+        assert_eq!(train_step_flops(small, 2), 12.0 * small as f64);
+    }
 
     #[test]
     fn reference_output_parses() {

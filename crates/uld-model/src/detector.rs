@@ -12,6 +12,7 @@ use crate::decode::{Detection, decode};
 use crate::fpn::Fpn;
 use crate::head::{Head, HeadOutput, LevelShape};
 use crate::loss::{BatchTargets, FcosLoss, LossTerms, detection_loss};
+use crate::macs::{Conv, conv2d};
 use crate::targets::{ImageTargets, assign};
 
 /// What a trainer needs from a detector, so a teacher-student trainer can
@@ -64,7 +65,7 @@ pub struct FcosDetector {
     backbone: Backbone,
     fpn: Fpn,
     /// One 1x1 convolution per level fusing the `G` groups' features.
-    fusion: Vec<nn::Conv2D>,
+    fusion: Vec<Conv>,
     head: Head,
 }
 
@@ -91,7 +92,7 @@ impl FcosDetector {
         );
         let fusion = if config.input.fuse_groups && groups > 1 {
             (0..config.fpn.strides.len())
-                .map(|i| nn::conv2d(p / "fusion" / i, groups * c, c, 1, Default::default()))
+                .map(|i| conv2d(p / "fusion" / i, groups * c, c, 1, Default::default()))
                 .collect()
         } else {
             Vec::new()

@@ -4,7 +4,9 @@
 
 use tch::{Tensor, nn};
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+use crate::macs::{Conv, conv2d};
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -15,16 +17,16 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
         },
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    conv2d(p, c_in, c_out, k, cfg)
 }
 
 #[derive(Debug)]
 pub struct Fpn {
     /// Index of the first backbone stage the pyramid uses.
     first_stage: usize,
-    lateral: Vec<nn::Conv2D>,
-    output: Vec<nn::Conv2D>,
-    extra: Vec<nn::Conv2D>,
+    lateral: Vec<Conv>,
+    output: Vec<Conv>,
+    extra: Vec<Conv>,
 }
 
 /// log2(stride / 4): the backbone stage with this stride.

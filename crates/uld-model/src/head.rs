@@ -6,8 +6,9 @@
 use tch::{Kind, Tensor, nn};
 
 use crate::config::HeadConfig;
+use crate::macs::{Conv, conv2d};
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, bias: f64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, bias: f64) -> Conv {
     let cfg = nn::ConvConfig {
         padding: 1,
         ws_init: nn::Init::Randn {
@@ -17,12 +18,12 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, bias: f64) -> nn::Conv2D {
         bs_init: nn::Init::Const(bias),
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, 3, cfg)
+    conv2d(p, c_in, c_out, 3, cfg)
 }
 
 #[derive(Debug)]
 struct Tower {
-    layers: Vec<(nn::Conv2D, nn::GroupNorm)>,
+    layers: Vec<(Conv, nn::GroupNorm)>,
 }
 
 impl Tower {
@@ -100,9 +101,9 @@ const MAX_LOG_DISTANCE: f64 = 10.0;
 pub struct Head {
     cls_tower: Tower,
     box_tower: Tower,
-    cls_logits: nn::Conv2D,
-    bbox_pred: nn::Conv2D,
-    quality: nn::Conv2D,
+    cls_logits: Conv,
+    bbox_pred: Conv,
+    quality: Conv,
     /// A learnt scale per level on the regression logits (FCOS).
     scales: Vec<Tensor>,
 }

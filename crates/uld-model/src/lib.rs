@@ -15,6 +15,7 @@ pub mod detector;
 pub mod fpn;
 pub mod head;
 pub mod loss;
+pub mod macs;
 pub mod norm;
 pub mod pretrained;
 pub mod targets;

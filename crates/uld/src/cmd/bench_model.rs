@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use uld_model::ModelConfig;
-use uld_model::bench::{BenchOptions, Reference, bench_predict, bench_step, reference_step};
+use uld_model::bench::{
+    BenchOptions, Reference, bench_predict, bench_step, forward_macs, reference_step,
+    train_step_flops,
+};
 
 /// The PyTorch reference script (`crates/uld-model/bench/reference_model.py`),
 /// built into the binary so that a binary carried to another machine (a GPU
@@ -62,6 +65,11 @@ pub struct ModelBenchArgs {
     /// time, as libtorch's C++ SGD that uld uses).
     #[arg(long, default_value = "default")]
     reference_sgd: String,
+    /// The device's peak in TFLOP/s, to print the step's share of it
+    /// (default on CUDA: 495, the H100/H200 dense TF32 peak, as the step runs
+    /// in fp32 with TF32; their dense bf16 peak is about 990).
+    #[arg(long)]
+    peak_tflops: Option<f64>,
 }
 
 pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
@@ -119,6 +127,24 @@ pub fn run(args: &ModelBenchArgs) -> anyhow::Result<()> {
         }
     }
     println!("uld     train step {ours:.4} s");
+    let macs = forward_macs(&cfg, size)?;
+    let flops = train_step_flops(macs, args.batch);
+    let achieved = flops / ours;
+    println!(
+        "network {:.2} GMAC per image forward (convolutions); train step about {:.1} GFLOP (3 forward passes, 2 FLOP per MAC): uld achieves {:.1} GFLOP/s",
+        macs as f64 / 1e9,
+        flops / 1e9,
+        achieved / 1e9
+    );
+    let peak = args
+        .peak_tflops
+        .or(matches!(device, tch::Device::Cuda(_)).then_some(495.0));
+    if let Some(peak) = peak {
+        println!(
+            "        {:.2}% of a {peak} TFLOP/s peak",
+            100.0 * achieved / (peak * 1e12)
+        );
+    }
     if reference.is_some() {
         println!(
             "pytorch train step {theirs:.4} s (SGD {})",
