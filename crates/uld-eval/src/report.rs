@@ -131,29 +131,48 @@ pub fn markdown(eval: &Evaluation, title: &str) -> String {
     }
     if !eval.breakdowns.is_empty() {
         let _ = writeln!(s, "\n## Breakdowns (headline rule)\n");
-        let _ = write!(s, "| by | group | lesions |");
-        for q in &eval.fp_points {
-            let _ = write!(s, " @{} |", fp_label(*q));
-        }
-        let _ = writeln!(s, " mean {range} | AP |");
-        let _ = write!(s, "|---|---|---:|");
-        for _ in &eval.fp_points {
-            let _ = write!(s, "---:|");
-        }
-        let _ = writeln!(s, "---:|---:|");
-        for g in &eval.breakdowns {
-            let _ = write!(s, "| {} | {} | {} |", g.by, g.group, g.lesions);
-            for v in &g.metrics.sens {
-                let _ = write!(s, " {} |", num(*v));
-            }
-            let _ = writeln!(s, " {} | {} |", num(g.metrics.summary), num(g.metrics.ap));
-        }
+        s.push_str(&breakdown_table(eval, None));
     }
     if !eval.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         for n in &eval.notes {
             let _ = writeln!(s, "- {n}");
         }
+    }
+    s
+}
+
+/// The breakdown groups of `eval` (only those `by` this, if given) as a
+/// markdown table: lesions, sensitivity at each FP rate, the headline mean
+/// and AP, under the headline rule.
+pub fn breakdown_table(eval: &Evaluation, by: Option<&str>) -> String {
+    let mut s = String::new();
+    let k = eval.summary_count.min(eval.fp_points.len()).max(1);
+    let range = format!(
+        "{}-{}",
+        fp_label(eval.fp_points[0]),
+        fp_label(eval.fp_points[k - 1])
+    );
+    let _ = write!(s, "| by | group | lesions |");
+    for q in &eval.fp_points {
+        let _ = write!(s, " @{} |", fp_label(*q));
+    }
+    let _ = writeln!(s, " mean {range} | AP |");
+    let _ = write!(s, "|---|---|---:|");
+    for _ in &eval.fp_points {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s, "---:|---:|");
+    for g in eval
+        .breakdowns
+        .iter()
+        .filter(|g| by.is_none_or(|b| g.by == b))
+    {
+        let _ = write!(s, "| {} | {} | {} |", g.by, g.group, g.lesions);
+        for v in &g.metrics.sens {
+            let _ = write!(s, " {} |", num(*v));
+        }
+        let _ = writeln!(s, " {} | {} |", num(g.metrics.summary), num(g.metrics.ap));
     }
     s
 }

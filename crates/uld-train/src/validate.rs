@@ -236,11 +236,12 @@ impl SplitScores {
 }
 
 /// The protocol's settings without the report-only extras (bootstrap,
-/// breakdowns), or with `bootstrap` intervals.
+/// breakdowns), as validation scores, or with both: `bootstrap` intervals
+/// and the breakdowns by size, type and slice interval.
 pub fn eval_config(protocol: Protocol, bootstrap: Option<BootstrapConfig>) -> EvalConfig {
     EvalConfig {
         bootstrap,
-        breakdowns: false,
+        breakdowns: bootstrap.is_some(),
         ..EvalConfig::new(protocol)
     }
 }

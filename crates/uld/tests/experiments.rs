@@ -152,6 +152,8 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
         "`harvester`",
         "`keyslice`",
         "## Mined lesions",
+        "### By lesion size (`keyslice`, long diameter)",
+        "| size | < 10 mm |",
         "detections.png",
     ] {
         assert!(report.contains(part), "missing {part} in {report}");

@@ -12,7 +12,7 @@ use uld_core::{Box2, Result, write_atomically};
 use uld_data::deeplesion::{LesionRecord, Split, read_png_hu};
 use uld_data::render::{BLUE, DEFAULT_WINDOW, GREEN, RED, Sheet, YELLOW, key_slice_lesions};
 use uld_data::synth::{MANIFEST_FILE, Manifest};
-use uld_eval::report::write_report;
+use uld_eval::report::{breakdown_table, write_report};
 use uld_eval::{BootstrapConfig, DetectionSet};
 use uld_model::BuildDetector;
 
@@ -180,6 +180,14 @@ fn report(setup: &DemoSetup, results: &DemoResults, legend: &str, seconds: f64) 
     );
     if scores.harvester.is_some() {
         let _ = writeln!(report, "![FROC, harvester](eval_harvester/froc.png)\n");
+    }
+    let keyslice = &scores.keyslice.evaluation;
+    if keyslice.breakdowns.iter().any(|g| g.by == "size") {
+        let _ = writeln!(
+            report,
+            "### By lesion size (`keyslice`, long diameter)\n\n{}",
+            breakdown_table(keyslice, Some("size"))
+        );
     }
     if let Some(score) = &results.mined {
         let _ = writeln!(
