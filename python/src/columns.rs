@@ -6,7 +6,8 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use uld_core::{Box2, Box3, Error, Location};
-use uld_data::deeplesion::Split;
+use uld_eval::detections::{FieldError, check_box, slice_range};
+use uld_eval::sources::no_rows_in_split;
 use uld_eval::{
     Detection, DetectionSet, GroundTruth, GroundTruthBuilder, GroundTruthOptions, GtLesion,
     LesionAttrs, Protocol,
@@ -208,35 +209,22 @@ pub fn ground_truth(
         kept += 1;
     }
     if keyslice && kept == 0 && units.is_empty() && cols.rows > 0 && split.is_some() {
-        return Err(to_py(Error::data(
+        return Err(to_py(no_rows_in_split(
             Location::file(cols.what),
-            format!(
-                "{} rows, none of them in the {} split: choose another split",
-                cols.rows,
-                options.split.map_or("chosen", Split::name)
-            ),
+            cols.rows,
+            options.split,
         )));
     }
     Ok(gt.build())
 }
 
-fn check_lesion(b: &Box3) -> Result<(), (&'static str, String)> {
-    let named = [
-        ("x1", b.xy.x1),
-        ("y1", b.xy.y1),
-        ("x2", b.xy.x2),
-        ("y2", b.xy.y2),
-    ];
-    for (name, v) in named.into_iter().chain([("z1", b.z1), ("z2", b.z2)]) {
+/// A lesion's box: the detection file's box rules, and finite, ordered slices.
+fn check_lesion(b: &Box3) -> Result<(), FieldError> {
+    check_box(&b.xy)?;
+    for (name, v) in [("z1", b.z1), ("z2", b.z2)] {
         if !v.is_finite() {
             return Err((name, format!("{v} is not a finite number")));
         }
-    }
-    if b.xy.x2 < b.xy.x1 {
-        return Err(("x2", format!("x2 {} is left of x1 {}", b.xy.x2, b.xy.x1)));
-    }
-    if b.xy.y2 < b.xy.y1 {
-        return Err(("y2", format!("y2 {} is above y1 {}", b.xy.y2, b.xy.y1)));
     }
     if b.z2 < b.z1 {
         return Err(("z2", format!("z2 {} is before z1 {}", b.z2, b.z1)));
@@ -257,12 +245,8 @@ pub fn detections(cols: &Columns<'_>) -> PyResult<DetectionSet> {
     for row in 0..cols.rows {
         let bad = |field: &str, m: String| to_py(Error::data(cols.at(row).field(field), m));
         let cell = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|c| c[row]);
-        let slices = match (cell(&z1), cell(&z2)) {
-            (Some(a), Some(b)) => Some((a as i32, b as i32)),
-            (Some(a), None) => Some((a as i32, a as i32)),
-            (None, None) => None,
-            (None, Some(_)) => return Err(bad("z1", "z2 given without z1".into())),
-        };
+        let slice = |c: &Option<Vec<Option<i64>>>| cell(c).map(|z| z as i32);
+        let slices = slice_range(slice(&z1), slice(&z2)).map_err(|(f, m)| bad(f, m))?;
         let track = match cell(&track) {
             Some(t) if t < 0 => {
                 return Err(bad("track", format!("{t} is not a non-negative integer")));

@@ -25,6 +25,7 @@ the field.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -456,7 +457,7 @@ class Evaluation:
     def to_dict(self) -> Dict[str, Any]:
         """``report.json``'s content (non-finite numbers as floats) with the
         whole ``curve`` added."""
-        d = json.loads(json.dumps(self.report))
+        d = copy.deepcopy(self.report)
         d["curve"] = self.curve.to_dict()
         return d
 
@@ -497,7 +498,7 @@ class Comparison:
 
     def to_dict(self) -> Dict[str, Any]:
         """``comparison.json``'s content (non-finite numbers as floats)."""
-        return json.loads(json.dumps(self.report))
+        return copy.deepcopy(self.report)
 
 
 def _options(protocol: Protocol, variant: Variant, bootstrap: int, seed: int, level: float,

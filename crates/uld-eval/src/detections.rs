@@ -68,29 +68,48 @@ const CONVENTION: &str = "boxes x1,y1,x2,y2 in pixels of the original image, 0-b
 z1,z2 first and last slice (0-based inside the sub-volume named by key, inclusive), empty for key images; \
 rows sharing key and track form one 3D detection";
 
+/// What breaks a format: the field, and why.
+pub type FieldError = (&'static str, String);
+
+/// Checks a box `x1, y1, x2, y2`: finite numbers, x2 >= x1, y2 >= y1.
+pub fn check_box(b: &Box2) -> std::result::Result<(), FieldError> {
+    for (name, v) in ["x1", "y1", "x2", "y2"].into_iter().zip(b.to_array()) {
+        if !v.is_finite() {
+            return Err((name, format!("{v} is not a finite number")));
+        }
+    }
+    if b.x2 < b.x1 {
+        return Err(("x2", format!("x2 {} is left of x1 {}", b.x2, b.x1)));
+    }
+    if b.y2 < b.y1 {
+        return Err(("y2", format!("y2 {} is above y1 {}", b.y2, b.y1)));
+    }
+    Ok(())
+}
+
+/// The slices of `z1, z2` cells (either may be empty): none, one slice
+/// (`z2` empty), or a range; `z2` without `z1` breaks the format.
+pub fn slice_range<T: Copy>(
+    z1: Option<T>,
+    z2: Option<T>,
+) -> std::result::Result<Option<(T, T)>, FieldError> {
+    match (z1, z2) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (Some(a), None) => Ok(Some((a, a))),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(("z1", "z2 given without z1".into())),
+    }
+}
+
 impl Detection {
     /// Checks the numbers against the format: finite box and score, x2 >= x1,
     /// y2 >= y1, z2 >= z1; `Err(field, message)` names what breaks it.
-    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
-        let d = self;
-        for (name, v) in ["x1", "y1", "x2", "y2"].iter().zip(d.bbox.to_array()) {
-            if !v.is_finite() {
-                return Err((name, format!("{v} is not a finite number")));
-            }
+    pub fn check(&self) -> std::result::Result<(), FieldError> {
+        check_box(&self.bbox)?;
+        if !self.score.is_finite() {
+            return Err(("score", format!("{} is not a finite number", self.score)));
         }
-        if d.bbox.x2 < d.bbox.x1 {
-            return Err((
-                "x2",
-                format!("x2 {} is left of x1 {}", d.bbox.x2, d.bbox.x1),
-            ));
-        }
-        if d.bbox.y2 < d.bbox.y1 {
-            return Err(("y2", format!("y2 {} is above y1 {}", d.bbox.y2, d.bbox.y1)));
-        }
-        if !d.score.is_finite() {
-            return Err(("score", format!("{} is not a finite number", d.score)));
-        }
-        if let Some((z1, z2)) = d.slices
+        if let Some((z1, z2)) = self.slices
             && z2 < z1
         {
             return Err(("z2", format!("last slice {z2} is before first slice {z1}")));
@@ -336,14 +355,8 @@ pub fn parse_csv(reader: impl std::io::Read, path: &Path) -> Result<DetectionSet
         if key.is_empty() {
             return Err(Error::data(loc(line).field("key"), "empty key"));
         }
-        let slices = match (slice(1)?, slice(2)?) {
-            (Some(a), Some(b)) => Some((a, b)),
-            (Some(a), None) => Some((a, a)),
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(Error::data(loc(line).field("z1"), "z2 given without z1"));
-            }
-        };
+        let slices = slice_range(slice(1)?, slice(2)?)
+            .map_err(|(f, m)| Error::data(loc(line).field(f), m))?;
         let det = Detection {
             slices,
             bbox: Box2::new(num(3)?, num(4)?, num(5)?, num(6)?),
@@ -373,12 +386,7 @@ pub fn parse_json(reader: impl std::io::Read, path: &Path) -> Result<DetectionSe
     let mut set = DetectionSet::new();
     for (i, d) in file.detections.into_iter().enumerate() {
         let at = |f: &str| Location::file(path).field(format!("detections[{i}].{f}"));
-        let slices = match (d.z1, d.z2) {
-            (Some(a), Some(b)) => Some((a, b)),
-            (Some(a), None) => Some((a, a)),
-            (None, None) => None,
-            (None, Some(_)) => return Err(Error::data(at("z1"), "z2 given without z1")),
-        };
+        let slices = slice_range(d.z1, d.z2).map_err(|(f, m)| Error::data(at(f), m))?;
         let det = Detection {
             slices,
             bbox: Box2::from(d.bbox),

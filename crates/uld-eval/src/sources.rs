@@ -49,13 +49,10 @@ pub fn read_ground_truth(
             let records = read_dl_info(path)?;
             let rows = keyslice_rows(&records, options.split);
             if rows.is_empty() {
-                return Err(Error::data(
+                return Err(no_rows_in_split(
                     Location::file(path),
-                    format!(
-                        "{} rows, none of them in the {} split: choose another split",
-                        records.len(),
-                        options.split.map_or("chosen", Split::name)
-                    ),
+                    records.len(),
+                    options.split,
                 ));
             }
             Ok(keyslice_ground_truth(
@@ -68,6 +65,17 @@ pub fn read_ground_truth(
         Protocol::Lens if is_lens_file(path)? => read_lens(path, options.lens_split),
         Protocol::Lens => read_harvester(path),
     }
+}
+
+/// The error of a table with `rows` rows, none in `split`.
+pub fn no_rows_in_split(at: Location, rows: usize, split: Option<Split>) -> Error {
+    Error::data(
+        at,
+        format!(
+            "{rows} rows, none of them in the {} split: choose another split",
+            split.map_or("chosen", Split::name)
+        ),
+    )
 }
 
 /// Whether `path` is the LENS file, whose top level is `{"val": .., "test": ..}`:

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use uld_core::{Box2, Error, Location, Result};
-use uld_data::deeplesion::{LesionRecord, read_dl_info_extras};
+use uld_data::deeplesion::{LesionRecord, MINED_SCORE, UNLABELLED_LESION, read_dl_info_extras};
 
 /// One lesion a reviewer decides on.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +55,7 @@ pub fn rank(rows: Vec<(LesionRecord, f32, Option<bool>)>) -> Vec<Candidate> {
 /// Reads a mined-lesion file: `DL_info.csv` columns plus `Mined_score`
 /// (required) and `Unlabelled_lesion` (optional, 1/0).
 pub fn read_mined(path: &Path) -> Result<Vec<Candidate>> {
-    let rows = read_dl_info_extras(path, &["Mined_score"], &["Unlabelled_lesion"])?;
+    let rows = read_dl_info_extras(path, &[MINED_SCORE], &[UNLABELLED_LESION])?;
     let mut ranked = Vec::with_capacity(rows.len());
     for row in rows {
         let at = |field: &str| Location::file(path).line(row.line).field(field);
@@ -65,7 +65,7 @@ pub fn read_mined(path: &Path) -> Result<Vec<Candidate>> {
             .ok()
             .filter(|s: &f32| s.is_finite())
             .ok_or_else(|| {
-                Error::data(at("Mined_score"), format!("`{score_text}` is not a number"))
+                Error::data(at(MINED_SCORE), format!("`{score_text}` is not a number"))
             })?;
         let real = match row.extras[1].as_deref() {
             None | Some("") => None,
@@ -73,7 +73,7 @@ pub fn read_mined(path: &Path) -> Result<Vec<Candidate>> {
             Some("0") => Some(false),
             Some(other) => {
                 return Err(Error::data(
-                    at("Unlabelled_lesion"),
+                    at(UNLABELLED_LESION),
                     format!("`{other}` is not 0 or 1"),
                 ));
             }

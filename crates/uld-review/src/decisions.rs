@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use uld_core::{Box2, Error, Location, Result};
+use uld_core::{Box2, Location, Result};
 use uld_data::deeplesion::{
-    LesionRecord, LesionType, REVIEW_DECISION, read_dl_info_extras, record_for_box,
-    write_dl_info_with,
+    LesionRecord, LesionType, MINED_SCORE, REVIEW_DECISION, Verdict, read_dl_info_extras,
+    record_for_box, write_dl_info_with,
 };
 
 use crate::candidates::Candidate;
@@ -22,32 +22,8 @@ pub const COLUMNS: [&str; 5] = [
     "Reviewer",
     "Review_time",
     "Review_candidate",
-    "Mined_score",
+    MINED_SCORE,
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Accepted,
-    Rejected,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "accepted" => Some(Self::Accepted),
-            "rejected" => Some(Self::Rejected),
-            _ => None,
-        }
-    }
-}
 
 /// One decision on a candidate.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,12 +94,7 @@ impl Review {
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect();
-            let verdict = Verdict::parse(&values[0]).ok_or_else(|| {
-                Error::data(
-                    Location::file(&path).line(row.line).field(COLUMNS[0]),
-                    format!("`{}` is neither accepted nor rejected", values[0]),
-                )
-            })?;
+            let verdict = Verdict::of_cell(&values[0], Location::file(&path).line(row.line))?;
             match by_key.get(&values[3]) {
                 Some(&id) => {
                     self.decisions[id] = Some(Decision {

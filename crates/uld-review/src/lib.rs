@@ -18,8 +18,9 @@ use std::sync::Arc;
 use uld_core::{Error, Result};
 
 pub use candidates::{Candidate, read_mined};
-pub use decisions::{Decision, Review, Verdict};
+pub use decisions::{Decision, Review};
 pub use server::{ReviewData, ReviewState, router};
+pub use uld_data::deeplesion::Verdict;
 
 /// Serves `state` on `host:port` (port 0: any free one) until Ctrl-C;
 /// `ready` gets the address to open, token included.

@@ -20,11 +20,11 @@ use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uld_core::{Box2, Result};
-use uld_data::deeplesion::{LesionType, SeriesFolder};
+use uld_data::deeplesion::{LesionType, SeriesFolder, Verdict};
 use uld_data::synth::Manifest;
 
 use crate::candidates::Candidate;
-use crate::decisions::{Decision, Review, Verdict};
+use crate::decisions::{Decision, Review};
 use crate::image::{PRESETS, windowed_png};
 
 /// The largest request body accepted (a decision is about 200 bytes).
@@ -209,17 +209,7 @@ async fn review_summary(State(state): State<Arc<ReviewState>>) -> axum::Json<Val
         .data
         .candidates
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "file_name": c.record.file_name,
-                "score": c.score,
-                "box": c.record.bbox.to_array(),
-                "lesion_type": c.record.lesion_type.code(),
-                "decision": decision_json(review.decision(c.id)),
-                "version": review.version(c.id),
-            })
-        })
+        .map(|c| candidate_json(c, &review))
         .collect();
     let types: Vec<Value> = LesionType::ALL
         .iter()
@@ -247,20 +237,26 @@ async fn candidate_detail(
     let c = state.candidate(id)?;
     let folder = state.folder(c)?;
     let review = state.lock();
-    Ok(axum::Json(json!({
+    let mut detail = candidate_json(c, &review);
+    detail["key_png"] = json!(c.record.key_slice_png);
+    detail["slices"] = json!(folder.numbers().collect::<Vec<u32>>());
+    detail["image_size"] = json!(c.record.image_size);
+    detail["spacing"] = json!(c.record.spacing);
+    detail["dicom_windows"] = json!(c.record.dicom_windows);
+    Ok(axum::Json(detail))
+}
+
+/// What the list shows of a candidate, with its decision and version.
+fn candidate_json(c: &Candidate, review: &Review) -> Value {
+    json!({
         "id": c.id,
         "file_name": c.record.file_name,
         "score": c.score,
         "box": c.record.bbox.to_array(),
-        "key_png": c.record.key_slice_png,
-        "slices": folder.numbers().collect::<Vec<u32>>(),
-        "image_size": c.record.image_size,
-        "spacing": c.record.spacing,
-        "dicom_windows": c.record.dicom_windows,
         "lesion_type": c.record.lesion_type.code(),
         "decision": decision_json(review.decision(c.id)),
         "version": review.version(c.id),
-    })))
+    })
 }
 
 #[derive(Deserialize)]

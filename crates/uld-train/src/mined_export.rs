@@ -7,7 +7,9 @@ use std::path::Path;
 
 use tch::Device;
 use uld_core::{Error, Result};
-use uld_data::deeplesion::{LesionRecord, record_for_box, write_dl_info_with};
+use uld_data::deeplesion::{
+    LesionRecord, MINED_SCORE, UNLABELLED_LESION, record_for_box, write_dl_info_with,
+};
 use uld_data::loader::KeyImage;
 use uld_model::BuildDetector;
 
@@ -72,15 +74,15 @@ pub fn mine_run<D: BuildDetector>(
     })
 }
 
-/// Mined lesions as `DL_info.csv` rows with extra columns.
+/// Mined lesions as `DL_info.csv` rows, with each row's score and, where
+/// the complete annotations are known, whether it is a real unlabelled
+/// lesion.
 pub struct MinedRows {
     pub records: Vec<LesionRecord>,
-    pub columns: Vec<&'static str>,
-    pub values: Vec<Vec<String>>,
-    /// Each row's score, and whether it is a real unlabelled lesion where
-    /// the complete annotations are known.
     pub scores: Vec<f32>,
     pub real: Vec<Option<bool>>,
+    /// Whether the complete annotations are known (`real` is then all `Some`).
+    pub truth_known: bool,
 }
 
 impl MinedRows {
@@ -92,14 +94,10 @@ impl MinedRows {
             records.iter().map(|r| (r.file_name.as_str(), r)).collect();
         let mut rows = Self {
             records: Vec::new(),
-            columns: vec!["Mined_score"],
-            values: Vec::new(),
             scores: Vec::new(),
             real: Vec::new(),
+            truth_known: mined.truth.is_some(),
         };
-        if mined.truth.is_some() {
-            rows.columns.push("Unlabelled_lesion");
-        }
         for m in &mined.mined {
             let image = &mined.images[m.index];
             let row = by_image.get(image.file_name.as_str()).ok_or_else(|| {
@@ -110,21 +108,32 @@ impl MinedRows {
             })?;
             for (k, (b, score)) in m.boxes.iter().zip(&m.scores).enumerate() {
                 rows.records.push(record_for_box(row, b));
-                let mut values = vec![format!("{score:.4}")];
-                let real = mined.truth.as_ref().map(|(_, flags)| flags[m.index][k]);
-                if let Some(real) = real {
-                    values.push(u8::from(real).to_string());
-                }
-                rows.values.push(values);
                 rows.scores.push(*score);
-                rows.real.push(real);
+                rows.real
+                    .push(mined.truth.as_ref().map(|(_, flags)| flags[m.index][k]));
             }
         }
         Ok(rows)
     }
 
-    /// Writes the rows as a `DL_info.csv` with the extra columns.
+    /// Writes the rows as a `DL_info.csv` with `Mined_score` and, where
+    /// the truth is known, `Unlabelled_lesion` (1/0).
     pub fn write(&self, path: &Path) -> Result<()> {
-        write_dl_info_with(path, &self.records, &self.columns, &self.values)
+        let columns: &[&str] = if self.truth_known {
+            &[MINED_SCORE, UNLABELLED_LESION]
+        } else {
+            &[MINED_SCORE]
+        };
+        let values: Vec<Vec<String>> = self
+            .scores
+            .iter()
+            .zip(&self.real)
+            .map(|(score, real)| {
+                let mut row = vec![format!("{score:.4}")];
+                row.extend(real.map(|r| u8::from(r).to_string()));
+                row
+            })
+            .collect();
+        write_dl_info_with(path, &self.records, columns, &values)
     }
 }

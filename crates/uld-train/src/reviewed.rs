@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use uld_core::{Box2, Error, Location, Result};
-use uld_data::deeplesion::{REVIEW_DECISION, read_dl_info_extras};
+use uld_data::deeplesion::{REVIEW_DECISION, Verdict, read_dl_info_extras};
 use uld_data::loader::KeyImage;
 
 /// What a rejected lesion becomes.
@@ -54,18 +54,11 @@ pub fn add_reviewed(images: &mut [KeyImage], extra: &ExtraLabels) -> Result<Revi
                 format!("{name} is not a training key image of this dataset"),
             )
         })?;
-        let accepted = match row.extras[0].as_deref() {
-            Some("accepted") => true,
-            Some("rejected") => false,
-            other => {
-                return Err(Error::data(
-                    at(REVIEW_DECISION),
-                    format!("`{}` is neither accepted nor rejected", other.unwrap_or("")),
-                ));
-            }
-        };
-        found.push((image, accepted, row.record.bbox));
+        let cell = row.extras[0].as_deref().unwrap_or("");
+        let verdict = Verdict::of_cell(cell, Location::file(path).line(row.line))?;
+        found.push((image, verdict == Verdict::Accepted, row.record.bbox));
     }
+    // Every row is checked before any image changes.
     let mut reviewed = Reviewed {
         negatives: vec![Vec::new(); images.len()],
         ..Reviewed::default()

@@ -8,9 +8,41 @@ use uld_core::{Error, Location, Result};
 
 use crate::deeplesion::{LesionRecord, read_dl_info};
 
-/// The column of `uld review`'s decision (`accepted` / `rejected`) in
-/// `reviewed.csv`.
+/// `uld mined`'s column: the teacher's score of the mined lesion.
+pub const MINED_SCORE: &str = "Mined_score";
+/// `uld mined`'s column on synthetic data: 1 for a real unlabelled lesion.
+pub const UNLABELLED_LESION: &str = "Unlabelled_lesion";
+/// The column of `uld review`'s decision ([`Verdict`]) in `reviewed.csv`.
 pub const REVIEW_DECISION: &str = "Review_decision";
+
+/// A reviewer's decision on a lesion, as `reviewed.csv` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The verdict of a `Review_decision` cell at `at`.
+    pub fn of_cell(cell: &str, at: Location) -> Result<Self> {
+        match cell {
+            "accepted" => Ok(Self::Accepted),
+            "rejected" => Ok(Self::Rejected),
+            other => Err(Error::data(
+                at.field(REVIEW_DECISION),
+                format!("`{other}` is neither accepted nor rejected"),
+            )),
+        }
+    }
+}
 
 /// A row with its extra cells (in the order asked for; `None` for an
 /// optional column the file lacks) and its line in the file.

@@ -11,7 +11,9 @@ mod series;
 mod stats;
 
 pub use box_record::record_for_box;
-pub use extra_columns::{REVIEW_DECISION, RowWithExtras, read_dl_info_extras};
+pub use extra_columns::{
+    MINED_SCORE, REVIEW_DECISION, RowWithExtras, UNLABELLED_LESION, Verdict, read_dl_info_extras,
+};
 pub use geometry::{GEOMETRY_FILE, SeriesGeometry};
 pub use info_csv::{
     BadRows, COLUMNS, DlInfo, Gender, LesionRecord, LesionType, Split, parse_dl_info, png_name,
