@@ -29,3 +29,4 @@ fn torch_lib_dir_from_uld_model() -> String {
     std::env::var("DEP_ULD_TORCH_LIB_DIR")
         .expect("uld-model, a dependency, reports the torch library folder")
 }
+
