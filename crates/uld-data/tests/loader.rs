@@ -278,3 +278,62 @@ fn real_rows_group_into_key_images_with_the_noisy_policy() {
         (rows[0].key_slice_png, rows[0].spacing)
     );
 }
+
+/// Items 0..n, as they are.
+struct Numbers(usize);
+
+impl Dataset for Numbers {
+    type Item = usize;
+    type Batch = Vec<usize>;
+    fn len(&self) -> usize {
+        self.0
+    }
+    fn get(&self, index: usize, _rng: &mut SampleRng) -> Result<usize> {
+        Ok(index)
+    }
+    fn collate(&self, items: Vec<usize>) -> Result<Vec<usize>> {
+        Ok(items)
+    }
+}
+
+#[test]
+fn ranks_split_every_batch_of_one_loader_with_their_combined_batch_size() {
+    let config = |batch_size| LoaderConfig {
+        batch_size,
+        workers: 1,
+        seed: 7,
+        ..LoaderConfig::default()
+    };
+    let data = Arc::new(Numbers(23));
+    let whole: Vec<Vec<usize>> = Loader::new(data.clone(), config(6))
+        .unwrap()
+        .epoch(3)
+        .collect::<Result<_>>()
+        .unwrap();
+    let ranks: Vec<Vec<Vec<usize>>> = (0..3)
+        .map(|rank| {
+            Loader::new(data.clone(), config(2))
+                .unwrap()
+                .with_shard(rank, 3)
+                .unwrap()
+                .epoch(3)
+                .collect::<Result<_>>()
+                .unwrap()
+        })
+        .collect();
+    // 23 items: three whole global batches of 6; the last 5 are left out.
+    for batches in &ranks {
+        assert_eq!(batches.len(), 3, "every rank takes the same steps");
+    }
+    for (step, global) in whole.iter().take(3).enumerate() {
+        let joined: Vec<usize> = ranks.iter().flat_map(|b| b[step].clone()).collect();
+        assert_eq!(&joined, global, "step {step}: the ranks hold the big batch");
+    }
+    assert!(
+        Loader::new(data, config(2))
+            .unwrap()
+            .with_shard(3, 3)
+            .is_err(),
+        "a rank past the number of ranks is refused"
+    );
+}

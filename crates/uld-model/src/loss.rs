@@ -15,6 +15,11 @@ pub struct LossTerms {
     pub total: Tensor,
     /// `(name, term)`; a name is logged as `loss_<name>`.
     pub parts: Vec<(&'static str, Tensor)>,
+    /// What the batch's sums were divided by before clamping to at least 1
+    /// (FCOS: its positive locations). Ranks that each hold part of a batch
+    /// weigh their losses by it, so that N ranks of B images train as one
+    /// batch of N x B.
+    pub normaliser: f64,
 }
 
 impl LossTerms {
@@ -70,6 +75,7 @@ impl From<FcosLoss> for LossTerms {
         Self {
             total: l.total,
             parts: vec![("cls", l.cls), ("box", l.box_reg), ("quality", l.quality)],
+            normaliser: l.num_positives as f64,
         }
     }
 }

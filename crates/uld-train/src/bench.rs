@@ -67,7 +67,8 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
             targets,
             1e-4,
             None,
-        );
+            None,
+        )?;
         if device.is_cuda() {
             // CUDA runs asynchronously: wait, so the time is the step's.
             tch::Cuda::synchronize(match device {
@@ -75,6 +76,7 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
                 _ => 0,
             });
         }
+        Ok::<(), Error>(())
     };
 
     let first = loader
@@ -85,7 +87,7 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     let mut bare = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
-        train_step(&ready.images, &ready.targets);
+        train_step(&ready.images, &ready.targets)?;
         if i >= warmup {
             bare.push(start.elapsed().as_secs_f64());
         }
@@ -100,7 +102,7 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
             let start = Instant::now();
             let Some(batch) = batches.next() else { break };
             let prepared = objective.prepare(step, &batch?, device)?;
-            train_step(&prepared.images, &prepared.targets);
+            train_step(&prepared.images, &prepared.targets)?;
             step += 1;
             if step as usize > warmup {
                 full.push(start.elapsed().as_secs_f64());

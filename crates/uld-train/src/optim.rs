@@ -93,6 +93,11 @@ impl Optimizer {
         }
     }
 
+    /// The parameters it updates, sorted by name.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    }
+
     pub fn steps(&self) -> u64 {
         self.steps
     }

@@ -5,12 +5,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tch::Device;
 use uld_core::{Box2, Error, Result};
 use uld_data::deeplesion::{LesionRecord, Split};
 use uld_data::loader::{DeepLesionDataset, KeyImage, NoisyPolicy, ViewMode};
 use uld_data::synth::{MANIFEST_FILE, Manifest, complete_annotations_file};
+use uld_distributed::{ProcessGroup, Rendezvous};
 use uld_eval::read_harvester;
 use uld_model::BuildDetector;
 
@@ -228,9 +230,18 @@ pub struct TrainingSet {
     pub negatives: Vec<Vec<Box2>>,
 }
 
+/// How long a rank waits in one collective for the others: long enough for
+/// rank 0 to validate while the others wait at the next step.
+const RANK_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// [`train_on`] with the training images given (the boxes they carry are
 /// the labels), and their `complete` annotations where known, for scoring
 /// what mining finds.
+///
+/// Started as one rank of several (`uld train --nproc N`, or an outside
+/// launcher such as `torchrun` that sets `RANK`, `WORLD_SIZE`,
+/// `MASTER_ADDR` and `MASTER_PORT`), the process joins the others and they
+/// train data-parallel; on CUDA each rank takes the GPU of its `LOCAL_RANK`.
 pub fn train_images_on<D: BuildDetector>(
     root: &Path,
     records: &[LesionRecord],
@@ -239,7 +250,18 @@ pub fn train_images_on<D: BuildDetector>(
     set: TrainingSet,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
+    let rendezvous = Rendezvous::from_env()?;
+    let mut config = config.clone();
+    if let Some(r) = &rendezvous
+        && config.device == "cuda"
+    {
+        config.device = format!("cuda:{}", r.local_rank);
+    }
+    let config = &config;
     let mut student = Student::<D>::new(config)?;
+    if let Some(r) = &rendezvous {
+        student = student.with_ranks(ProcessGroup::join(r, RANK_TIMEOUT)?);
+    }
     let device = student.store.device();
     let mut objective = objective::<D>(config, device, set.complete, set.negatives)?;
     let dataset = training_dataset::<D>(set.images, config, objective.views())?;

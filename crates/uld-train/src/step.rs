@@ -7,11 +7,17 @@
 //! to zero: the scale halves whenever a gradient overflows (that step is
 //! skipped) and doubles after `GROWTH_INTERVAL` good steps, as PyTorch's
 //! `GradScaler` does.
+//!
+//! Across data-parallel ranks each rank's loss is weighed by its share of
+//! the summed normaliser and the gradients are averaged, so N ranks of B
+//! images take the step one process would take on the N x B images.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
+use uld_core::Result;
+use uld_distributed::ProcessGroup;
 use uld_model::autocast::{AutocastKind, with_autocast};
-use uld_model::{Detector, ImageTargets, LossValues};
+use uld_model::{Detector, ImageTargets, LossTerms, LossValues};
 
 use crate::optim::Optimizer;
 
@@ -111,8 +117,10 @@ pub fn forward_loss(
     }
 }
 
-/// Loss, backward, gradient clipping and the optimiser update; a
-/// non-finite loss is reported without a backward pass.
+/// Loss, backward, gradient averaging over `ranks` (when several train
+/// together), clipping and the optimiser update. A non-finite loss, on any
+/// rank, is reported without a backward pass; every rank then skips.
+#[allow(clippy::too_many_arguments)]
 pub fn optimisation_step(
     detector: &dyn Detector,
     optimizer: &mut Optimizer,
@@ -121,19 +129,26 @@ pub fn optimisation_step(
     targets: &[ImageTargets],
     lr: f64,
     clip: Option<f64>,
-) -> StepOutcome {
+    ranks: Option<&ProcessGroup>,
+) -> Result<StepOutcome> {
     let terms = forward_loss(detector, images, targets, scaler.precision);
-    let losses = terms.values();
+    let (losses, weight) = match ranks {
+        Some(group) => group_losses(&terms, group)?,
+        None => (terms.values(), 1.0),
+    };
     if !losses.total.is_finite() {
-        return StepOutcome {
+        return Ok(StepOutcome {
             losses,
             grad_norm: f64::NAN,
             applied: false,
             nonfinite: true,
-        };
+        });
     }
     optimizer.zero_grad();
-    (terms.total * scaler.scale).backward();
+    (terms.total * (scaler.scale * weight)).backward();
+    if let Some(group) = ranks {
+        group.average_gradients(&optimizer.parameters())?;
+    }
     if scaler.scale != 1.0 {
         optimizer.scale_grads(1.0 / scaler.scale);
     }
@@ -143,12 +158,37 @@ pub fn optimisation_step(
         optimizer.step(lr);
     }
     let nonfinite = !applied && scaler.precision != Precision::Fp16;
-    StepOutcome {
+    Ok(StepOutcome {
         losses,
         grad_norm,
         applied,
         nonfinite,
-    }
+    })
+}
+
+/// The loss of the ranks' whole batch, and the weight of this rank's loss
+/// whose gradient, averaged over the ranks, is that loss's gradient: a
+/// rank's sums were divided by `max(n_r, 1)`, the whole batch's by
+/// `max(sum n, 1)`.
+fn group_losses(terms: &LossTerms, group: &ProcessGroup) -> Result<(LossValues, f64)> {
+    let local = terms.values();
+    let divided_by = terms.normaliser.max(1.0);
+    let mut sums: Vec<f64> = std::iter::once(terms.normaliser)
+        .chain(local.iter().map(|v| v * divided_by))
+        .collect();
+    group.sum_values(&mut sums)?;
+    let whole = sums[0].max(1.0);
+    let mut values = sums[1..].iter().map(|s| s / whole);
+    let losses = LossValues {
+        total: values.next().unwrap_or(f64::NAN),
+        parts: local
+            .parts
+            .iter()
+            .map(|(name, _)| *name)
+            .zip(values)
+            .collect(),
+    };
+    Ok((losses, 1.0))
 }
 
 #[cfg(test)]
@@ -211,7 +251,9 @@ mod tests {
                 &targets,
                 1e-2,
                 Some(10.0),
-            );
+                None,
+            )
+            .unwrap();
             assert!(out.applied && !out.nonfinite);
             losses.push(out.losses.total);
         }

@@ -6,6 +6,12 @@
 //! directory with checkpoints resumes the newest: model, optimiser, teacher
 //! and step are restored, and the data order follows from (seed, epoch), so
 //! the resumed run continues as if never interrupted.
+//!
+//! A student with ranks ([`Student::with_ranks`]) trains data-parallel: each
+//! rank takes its slice of every batch, the ranks start from rank 0's
+//! weights and average their gradients, so their students (and mining's EMA
+//! teachers) stay identical. Rank 0 alone validates and writes the run
+//! directory; the others only read its checkpoints to resume.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use uld_core::{Error, Result, write_atomically};
 use uld_data::loader::{Dataset, Loader, TrainBatch};
+use uld_distributed::ProcessGroup;
 use uld_model::{BuildDetector, Detector, LossValues, build_detector};
 
 use crate::checkpoint::{load_latest, save_checkpoint, write_tensors};
@@ -89,10 +96,12 @@ pub struct Outcome {
     pub reviewed: Option<(usize, usize)>,
 }
 
-/// The model a run trains, with its weights.
+/// The model a run trains, with its weights, and the ranks that train it
+/// together (none: this process alone).
 pub struct Student<D> {
     pub store: VarStore,
     pub detector: D,
+    pub ranks: Option<ProcessGroup>,
 }
 
 impl<D: BuildDetector> Student<D> {
@@ -102,7 +111,19 @@ impl<D: BuildDetector> Student<D> {
         let device = open_device(&config.device)?;
         let store = VarStore::new(device);
         let detector = build_detector(&store, &config.model, Some(config.seed))?;
-        Ok(Self { store, detector })
+        Ok(Self {
+            store,
+            detector,
+            ranks: None,
+        })
+    }
+}
+
+impl<D> Student<D> {
+    /// Trained data-parallel by `group`'s ranks, each holding this student.
+    pub fn with_ranks(mut self, group: ProcessGroup) -> Self {
+        self.ranks = Some(group);
+        self
     }
 }
 
@@ -124,41 +145,61 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     if config.threads > 0 {
         tch::set_num_threads(config.threads);
     }
-    let device = student.store.device();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_atomically(&dir.join("config.toml"), |w| {
-        use std::io::Write;
-        w.write_all(config.to_toml_string().as_bytes())
-    })?;
+    let Student {
+        store,
+        detector,
+        ranks,
+    } = student;
+    let ranks = ranks.as_ref();
+    let leader = ranks.is_none_or(ProcessGroup::is_leader);
+    let device = store.device();
     let checkpoints = dir.join("checkpoints");
-    let mut optimizer = Optimizer::new(config.optimizer.clone(), &student.store);
+    if leader {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        write_atomically(&dir.join("config.toml"), |w| {
+            use std::io::Write;
+            w.write_all(config.to_toml_string().as_bytes())
+        })?;
+    }
+    let mut optimizer = Optimizer::new(config.optimizer.clone(), store);
     let restored = load_latest::<CheckpointMeta>(
         &checkpoints,
-        &mut student.store,
+        store,
         objective.teacher_mut(),
         Some(&mut optimizer),
     )?;
     let resumed_from = restored.as_ref().map(|r| r.step);
+    if let Some(group) = ranks {
+        group.broadcast_variables(store)?;
+    }
     if restored.is_none() {
-        objective.begin(&student.store)?;
+        objective.begin(store)?;
     }
     let mut best = restored.as_ref().and_then(|r| r.meta.best.clone());
     let mut guard = NanGuard::new(config.max_consecutive_nan);
     let mut scaler = LossScaler::new(config.precision);
     guard.skipped = restored.as_ref().map_or(0, |r| r.meta.skipped_nonfinite);
-    let mut metrics = MetricsLog::open(dir.join("metrics.jsonl"), resumed_from)?;
+    let mut metrics = leader
+        .then(|| MetricsLog::open(dir.join("metrics.jsonl"), resumed_from))
+        .transpose()?;
 
-    let loader = Loader::new(dataset, config.loader.clone())?;
+    let mut loader = Loader::new(dataset, config.loader.clone())?;
+    if let Some(group) = ranks {
+        loader = loader.with_shard(group.rank(), group.world())?;
+    }
+    let world = ranks.map_or(1, ProcessGroup::world);
     let per_epoch = loader.batches(0).len() as u64;
     if per_epoch == 0 {
         return Err(Error::invalid(
             "training data",
-            "fewer images than one batch (drop_last)",
+            "fewer images than one batch (of all ranks together; drop_last)",
         ));
     }
     let mut step = resumed_from.unwrap_or(0);
     let mut last = None;
-    observer.started(step, config.steps);
+    if leader {
+        observer.started(step, config.steps);
+    }
     let mut window_start = Instant::now();
     let mut window_samples = 0usize;
     let mut window_steps = 0u64;
@@ -173,14 +214,15 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
             let prepared = objective.prepare(step, &batch, device)?;
             let lr = config.schedule.lr_at(step);
             let outcome = optimisation_step(
-                &student.detector,
+                detector,
                 &mut optimizer,
                 &mut scaler,
                 &prepared.images,
                 &prepared.targets,
                 lr,
                 config.clip_grad_norm,
-            );
+                ranks,
+            )?;
             let grad_norm = outcome.grad_norm;
             let health = if outcome.nonfinite { f64::NAN } else { 1.0 };
             if guard.check(health) == Verdict::Stop {
@@ -193,11 +235,14 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                     ),
                 ));
             }
-            objective.after_step(step, &student.store)?;
+            objective.after_step(step, store)?;
             step += 1;
-            window_samples += batch.indices.len();
+            window_samples += batch.indices.len() * world;
             window_steps += 1;
-            if step % config.log_every == 0 || step == config.steps {
+            if let (true, Some(metrics)) = (
+                step % config.log_every == 0 || step == config.steps,
+                metrics.as_mut(),
+            ) {
                 let seconds = window_start.elapsed().as_secs_f64();
                 let log = StepLog {
                     step,
@@ -216,18 +261,20 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
             }
             let validate_now =
                 step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
-            if let (true, Some(v)) = (validate_now, validator.as_deref_mut()) {
-                let detector = objective.teacher_detector().unwrap_or(&student.detector);
+            if let (true, Some(v), Some(metrics)) =
+                (validate_now, validator.as_deref_mut(), metrics.as_mut())
+            {
+                let detector = objective.teacher_detector().unwrap_or(detector);
                 let result = v.validate(detector, step)?;
                 metrics.log(&serde_json::json!({"step": step, "validation": result}))?;
                 observer.validated(step, &result);
                 if best.as_ref().is_none_or(|b| result.score > b.score) {
-                    save_best(dir, &student.store, objective.teacher(), &result)?;
+                    save_best(dir, store, objective.teacher(), &result)?;
                     best = Some(result.clone());
                 }
                 last = Some(result);
             }
-            if step % config.checkpoint_every == 0 || step == config.steps {
+            if leader && (step % config.checkpoint_every == 0 || step == config.steps) {
                 let meta = CheckpointMeta {
                     step,
                     epoch,
@@ -238,7 +285,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                     &checkpoints,
                     config.checkpoint_keep,
                     step,
-                    &student.store,
+                    store,
                     objective.teacher(),
                     &optimizer,
                     &meta,
@@ -246,7 +293,13 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
             }
         }
     }
-    observer.finished();
+    if let Some(group) = ranks {
+        // Every rank's run ends when rank 0 has written the last checkpoint.
+        group.barrier()?;
+    }
+    if leader {
+        observer.finished();
+    }
     Ok(Outcome {
         dir: dir.to_path_buf(),
         steps: step,

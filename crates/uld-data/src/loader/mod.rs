@@ -94,6 +94,14 @@ pub fn epoch_order(len: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usiz
 pub struct Loader<D: Dataset> {
     dataset: Arc<D>,
     config: LoaderConfig,
+    shard: Shard,
+}
+
+/// The part of every batch one of several data-parallel ranks takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    rank: usize,
+    world: usize,
 }
 
 impl<D: Dataset> Loader<D> {
@@ -101,7 +109,28 @@ impl<D: Dataset> Loader<D> {
         if config.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        Ok(Self { dataset, config })
+        Ok(Self {
+            dataset,
+            config,
+            shard: Shard { rank: 0, world: 1 },
+        })
+    }
+
+    /// Rank `rank` of `world` data-parallel ranks: the epoch's order is cut
+    /// into global batches of `world x batch_size` items and this rank takes
+    /// the `rank`-th slice of each, so the ranks together see what one
+    /// loader with `world` times the batch size would. A last global batch
+    /// with fewer items is left out, whatever `drop_last` says, so that every
+    /// rank takes the same number of steps.
+    pub fn with_shard(mut self, rank: usize, world: usize) -> Result<Self> {
+        if world == 0 || rank >= world {
+            return Err(Error::invalid(
+                "loader shard",
+                format!("rank {rank} must lie below the number of ranks {world}"),
+            ));
+        }
+        self.shard = Shard { rank, world };
+        Ok(self)
     }
 
     pub fn dataset(&self) -> &Arc<D> {
@@ -112,14 +141,20 @@ impl<D: Dataset> Loader<D> {
         &self.config
     }
 
-    /// The item indices of each batch of `epoch`.
+    /// The item indices of each of this rank's batches of `epoch`.
     pub fn batches(&self, epoch: u64) -> Vec<Vec<usize>> {
         let c = &self.config;
+        let Shard { rank, world } = self.shard;
         let order = epoch_order(self.dataset.len(), c.seed, epoch, c.shuffle);
+        let global = c.batch_size * world;
+        let whole_only = c.drop_last || world > 1;
         order
-            .chunks(c.batch_size)
-            .filter(|b| !c.drop_last || b.len() == c.batch_size)
-            .map(<[usize]>::to_vec)
+            .chunks(global)
+            .filter(|b| !whole_only || b.len() == global)
+            .map(|b| {
+                b[(rank * c.batch_size).min(b.len())..((rank + 1) * c.batch_size).min(b.len())]
+                    .to_vec()
+            })
             .collect()
     }
 

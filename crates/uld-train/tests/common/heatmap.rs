@@ -158,7 +158,8 @@ impl Detector for HeatmapDetector {
         let positive = -not_p.square() * p.log() * &peak_weight;
         let negative =
             -not_y.pow_tensor_scalar(4.0) * p.square() * not_p.log() * negative_weight * not_peak;
-        let norm = grids.iter().map(|g| g.centres.len()).sum::<usize>().max(1) as f64;
+        let centres = grids.iter().map(|g| g.centres.len()).sum::<usize>() as f64;
+        let norm = centres.max(1.0);
         let heat_loss = (positive + negative).sum(Kind::Float) / norm;
         let size_loss = if index.is_empty() {
             size.sum(Kind::Float) * 0.0
@@ -173,6 +174,7 @@ impl Detector for HeatmapDetector {
         LossTerms {
             total: &heat_loss + &size_loss * 0.1,
             parts: vec![("heatmap", heat_loss), ("size", size_loss)],
+            normaliser: centres,
         }
     }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::read_dl_info;
+use uld_distributed::{Rendezvous, launch};
 use uld_model::FcosDetector;
 use uld_train::mined::MinedScore;
 use uld_train::reviewed::{ExtraLabels, RejectedAs};
@@ -80,6 +81,13 @@ pub struct TrainArgs {
         requires = "extra_labels"
     )]
     pub rejected: RejectedArg,
+    /// Train data-parallel on N local processes (ranks), each taking an
+    /// equal slice of every batch: `loader.batch_size` is per rank, so N
+    /// ranks train with N times the batch. Rank 0 writes the run directory.
+    /// Under an outside launcher that sets `RANK`, `WORLD_SIZE`,
+    /// `MASTER_ADDR` and `MASTER_PORT` (e.g. `torchrun`), leave it out.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub nproc: u16,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -120,8 +128,19 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config.resolve()?;
+    let rendezvous = Rendezvous::from_env()?;
+    if args.nproc > 1 && rendezvous.is_none() {
+        // Each rank runs this same command line, finds its rank in the
+        // environment and trains; this process only waits for them.
+        let exe = std::env::current_exe().context("finding the uld executable")?;
+        let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        launch::run_local(&exe, &rest, args.nproc.into())
+            .with_context(|| format!("training in {}", args.out.display()))?;
+        return Ok(());
+    }
+    let leader = rendezvous.as_ref().is_none_or(|r| r.rank == 0);
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
-    let mut bar = ProgressObserver::new(progress_bar(!args.quiet));
+    let mut bar = ProgressObserver::new(progress_bar(!args.quiet && leader));
     let extra = args.extra_labels.as_ref().map(|path| ExtraLabels {
         path: path.clone(),
         rejected: match args.rejected {
@@ -139,6 +158,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         &mut bar,
     )
     .with_context(|| format!("training in {}", args.out.display()))?;
+    if !leader {
+        return Ok(());
+    }
     if let Some((accepted, rejected)) = outcome.reviewed {
         let as_what = match args.rejected {
             RejectedArg::Negative => "known negatives",
