@@ -188,7 +188,7 @@ fn group_losses(terms: &LossTerms, group: &ProcessGroup) -> Result<(LossValues, 
             .zip(values)
             .collect(),
     };
-    Ok((losses, 1.0))
+    Ok((losses, divided_by * group.world() as f64 / whole))
 }
 
 #[cfg(test)]

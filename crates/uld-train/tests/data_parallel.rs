@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::{Recorder, dataset, serial, weights};
 use uld_distributed::{ProcessGroup, Rendezvous};
 use uld_model::FcosDetector;
-use uld_train::{Mining, Mode, Objective, StepLog, Student, Supervised, TrainConfig, train};
+use uld_train::{
+    Mining, Mode, Objective, OptimizerConfig, StepLog, Student, Supervised, TrainConfig, train,
+};
 
 fn config(batch_size: usize) -> TrainConfig {
     let mut c = TrainConfig::tiny();
@@ -21,6 +23,24 @@ fn config(batch_size: usize) -> TrainConfig {
     c.loader.batch_size = batch_size;
     // As the ranks do: a short last batch would be one step more.
     c.loader.drop_last = true;
+    // Images of one size: a batch pads its images to its largest, and
+    // normalisation layers see the padding, so two images of different
+    // sizes batched together are not the two of them one by one.
+    c.sample.crop.enabled = false;
+    // SGD, whose step is linear in the gradient: AdamW's first steps move
+    // every weight by about the learning rate times the sign of its
+    // gradient, so a gradient that is zero up to rounding (and rounds
+    // differently summed over two ranks than over one batch) would move
+    // its weight a whole step either way, and the curves part for that
+    // reason alone.
+    c.optimizer = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    };
+    // Steps large enough that summed rather than averaged gradients, or a
+    // rank's batch missing, would show in the loss.
+    c.schedule.base_lr = 0.01;
+    c.schedule.warmup_steps = 0;
     c
 }
 
