@@ -50,7 +50,7 @@ pub fn run_local(program: &Path, args: &[OsString], nproc: usize) -> Result<()> 
 }
 
 /// A port no process listens on now (the OS's pick for port 0).
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::invalid("--nproc", format!("no free local port: {e}")))?;
     listener

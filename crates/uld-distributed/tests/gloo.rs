@@ -7,17 +7,9 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use uld_distributed::{ProcessGroup, Rendezvous};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs `f(group)` on `world` ranks at once and returns their results.
 fn on_ranks<T: Send>(world: usize, f: impl Fn(ProcessGroup) -> T + Sync) -> Vec<T> {
-    let port = free_port();
+    let port = uld_distributed::launch::free_port().unwrap();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..world)
             .map(|rank| {

@@ -160,6 +160,32 @@ pub fn bench_step(cfg: &ModelConfig, opts: &BenchOptions) -> Result<Timings> {
     Ok(Timings { seconds })
 }
 
+/// Median seconds of target assignment for `targets` on a batch of
+/// `height` x `width` images: [`FcosDetector::batch_targets`], the dense
+/// targets the loss takes, on `device`, over `repeats` runs.
+pub fn time_target_assignment(
+    cfg: &ModelConfig,
+    targets: &[ImageTargets],
+    height: i64,
+    width: i64,
+    device: Device,
+    repeats: usize,
+) -> Result<f64> {
+    let vs = nn::VarStore::new(device);
+    let model: FcosDetector = build_detector(&vs, cfg, Some(0))?;
+    let seconds = (0..repeats.max(1))
+        .map(|_| {
+            sync(device);
+            let t0 = Instant::now();
+            let dense = model.batch_targets(targets, height, width, device);
+            sync(device);
+            drop(dense);
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    Ok(Timings { seconds }.median())
+}
+
 /// Seconds per `predict` call (forward without gradients and decoding).
 pub fn bench_predict(cfg: &ModelConfig, opts: &BenchOptions) -> Result<Timings> {
     let (_vs, model, images, _) = setup(cfg, opts)?;

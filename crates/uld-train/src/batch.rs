@@ -1,21 +1,20 @@
 //! Loader batches as tensors and detector targets.
+//!
+//! Training batches reach the training thread as [`ReadyBatch`]es: the
+//! loader's worker has already made each view's images one tensor (in
+//! pinned memory when the run trains on a GPU), so the training thread only
+//! starts a non-blocking copy to the device.
+
+use std::sync::Arc;
 
 use tch::{Device, Tensor};
-use uld_data::loader::ImageBatch;
+use uld_core::{Error, Result};
+use uld_data::loader::{Dataset, SampleRng, Target, TrainBatch};
 use uld_model::ImageTargets;
 
-/// The batch's images as one `[B, C, H, W]` float tensor on `device`.
-pub fn images_tensor(batch: &ImageBatch, device: Device) -> Tensor {
-    let shape = batch.shape.map(|d| d as i64);
-    Tensor::from_slice(&batch.data)
-        .view(shape)
-        .to_device(device)
-}
-
 /// The annotated boxes (weight 1) and ignore regions of each image.
-pub fn annotated_targets(batch: &ImageBatch) -> Vec<ImageTargets> {
-    batch
-        .targets
+pub fn annotated_targets(targets: &[Target]) -> Vec<ImageTargets> {
+    targets
         .iter()
         .map(|t| ImageTargets {
             boxes: t.boxes.clone(),
@@ -23,4 +22,144 @@ pub fn annotated_targets(batch: &ImageBatch) -> Vec<ImageTargets> {
             ignore: t.ignore.clone(),
         })
         .collect()
+}
+
+/// One view of a [`ReadyBatch`].
+pub struct ReadyView {
+    /// `[B, C, H, W]` in host memory, pinned when the batch is for a GPU.
+    pub images: Tensor,
+    /// Each image's boxes and geometry.
+    pub targets: Vec<Target>,
+}
+
+impl ReadyView {
+    /// The images on `device`: from pinned memory the copy does not block
+    /// the host; on the CPU they are the same tensor.
+    pub fn images_on(&self, device: Device) -> Tensor {
+        self.images
+            .to_device_(device, self.images.kind(), true, false)
+    }
+}
+
+/// A training batch whose images are tensors, made on a loader worker.
+pub struct ReadyBatch {
+    /// Dataset item of each image.
+    pub indices: Vec<usize>,
+    pub views: Vec<ReadyView>,
+}
+
+impl ReadyBatch {
+    /// Moves `batch`'s pixels into tensors, pinned for `device` when it is
+    /// a GPU.
+    pub fn new(batch: TrainBatch, device: Device) -> Result<Self> {
+        let views = batch
+            .views
+            .into_iter()
+            .map(|view| {
+                let shape = view.shape.map(|d| d as i64);
+                let images = Tensor::from_slice(&view.data).view(shape);
+                let images = match device {
+                    Device::Cpu => images,
+                    // `_pin_memory`: `pin_memory(device)` warns that its
+                    // argument is deprecated, on every call.
+                    _ => images.f_internal_pin_memory(device).map_err(|e| {
+                        Error::invalid("batch", format!("pinning its images in memory: {e}"))
+                    })?,
+                };
+                Ok(ReadyView {
+                    images,
+                    targets: view.targets,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            indices: batch.indices,
+            views,
+        })
+    }
+
+    /// View `k`, or an error naming what the objective needs.
+    pub fn view(&self, k: usize) -> Result<&ReadyView> {
+        self.views.get(k).ok_or_else(|| {
+            Error::invalid(
+                "batch",
+                format!(
+                    "has {} views, the objective needs view {k}",
+                    self.views.len()
+                ),
+            )
+        })
+    }
+}
+
+/// A dataset of training batches whose collation, on the loader's worker,
+/// also makes the [`ReadyBatch`] for `device`.
+pub struct ReadyImages<S> {
+    inner: Arc<S>,
+    device: Device,
+}
+
+impl<S> ReadyImages<S> {
+    pub fn new(inner: Arc<S>, device: Device) -> Arc<Self> {
+        Arc::new(Self { inner, device })
+    }
+}
+
+impl<S: Dataset<Batch = TrainBatch>> Dataset for ReadyImages<S> {
+    type Item = S::Item;
+    type Batch = ReadyBatch;
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn get(&self, index: usize, rng: &mut SampleRng) -> Result<S::Item> {
+        self.inner.get(index, rng)
+    }
+
+    fn collate(&self, items: Vec<S::Item>) -> Result<ReadyBatch> {
+        // libtorch's intra-op parallelism is set per thread, and a thread
+        // of our own starts at every core: its copies would start a team of
+        // threads that compete with the training thread's for the cores.
+        tch::set_num_threads(1);
+        ReadyBatch::new(self.inner.collate(items)?, self.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uld_data::augment::Affine2;
+    use uld_data::loader::ImageBatch;
+
+    #[test]
+    fn a_ready_batch_holds_the_batch_images_and_targets() {
+        let target = Target {
+            boxes: vec![uld_core::Box2::new(1.0, 1.0, 3.0, 3.0)],
+            box_ids: vec![0],
+            ignore: Vec::new(),
+            to_view: Affine2::IDENTITY,
+            size: [4, 2],
+        };
+        let view = ImageBatch {
+            shape: [1, 1, 2, 4],
+            data: (0..8).map(|v| v as f32).collect(),
+            targets: vec![target.clone()],
+        };
+        let expected = Tensor::from_slice(&view.data).view([1, 1, 2, 4]);
+        let ready = ReadyBatch::new(
+            TrainBatch {
+                indices: vec![7],
+                views: vec![view],
+            },
+            Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(ready.indices, vec![7]);
+        let images = ready.view(0).unwrap().images_on(Device::Cpu);
+        assert_eq!(images.size(), vec![1, 1, 2, 4]);
+        assert!(images.equal(&expected));
+        assert_eq!(ready.view(0).unwrap().targets, vec![target]);
+        assert!(ready.view(1).is_err());
+    }
 }

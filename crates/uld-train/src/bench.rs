@@ -1,6 +1,8 @@
-//! What data loading and target assignment add to a training step: the same
-//! student, optimiser and batches, timed as a bare model step on a batch
-//! prepared in advance, and as a whole step fed by the loader.
+//! What data loading adds to a training step: the same student, objective,
+//! optimiser and batches, timed as bare steps on batches loaded in advance
+//! (the objective's preparation, which for mining is the teacher's forward
+//! pass, the student's step, the teacher's update) and as whole steps on
+//! the same batches fed by the loader as training runs it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,31 +11,65 @@ use uld_core::{Error, Result};
 use uld_data::loader::{Dataset, Loader, TrainBatch};
 use uld_model::BuildDetector;
 
+use crate::batch::{ReadyBatch, ReadyImages};
 use crate::config::TrainConfig;
 use crate::objective::Objective;
 use crate::optim::Optimizer;
 use crate::step::{LossScaler, optimisation_step};
 use crate::trainer::Student;
 
+/// Median seconds of each part of a training step.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StepParts {
+    /// Waiting for the loader's next batch (none in a bare step).
+    pub load_s: f64,
+    /// The objective's preparation of the batch: its images to the device
+    /// and, in mining, the teacher's forward pass and the merge of its
+    /// predictions.
+    pub prepare_s: f64,
+    /// The student's loss (target assignment included), backward pass and
+    /// optimiser step.
+    pub model_step_s: f64,
+    /// The objective's update after the step (mining's EMA teacher).
+    pub update_s: f64,
+    /// The whole step (the median of the steps' sums).
+    pub total_s: f64,
+}
+
+impl StepParts {
+    /// Medians of `steps`, each `[load, prepare, model step, update]`.
+    fn medians(steps: &[[f64; 4]]) -> Self {
+        let part = |k: usize| median(steps.iter().map(|p| p[k]).collect());
+        Self {
+            load_s: part(0),
+            prepare_s: part(1),
+            model_step_s: part(2),
+            update_s: part(3),
+            total_s: median(steps.iter().map(|p| p.iter().sum()).collect()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepTimings {
     pub steps: usize,
     pub batch_size: usize,
-    /// Median seconds of loss + backward + optimiser step on a ready batch.
-    pub bare_step_s: f64,
-    /// Median seconds of a whole step: next batch from the loader, targets,
-    /// loss, backward, optimiser step.
-    pub full_step_s: f64,
+    /// Steps on a batch loaded in advance: everything a step does but
+    /// wait for the loader.
+    pub bare: StepParts,
+    /// Whole steps: the next batch from the loader, then the bare step's
+    /// work.
+    pub whole: StepParts,
 }
 
 impl StepTimings {
-    /// How much longer a whole step takes than the bare model step.
-    pub fn overhead(&self) -> f64 {
-        self.full_step_s / self.bare_step_s - 1.0
+    /// How many times a bare step a whole step takes.
+    pub fn ratio(&self) -> f64 {
+        self.whole.total_s / self.bare.total_s
     }
 
     pub fn samples_per_second(&self) -> f64 {
-        self.batch_size as f64 / self.full_step_s
+        self.batch_size as f64 / self.whole.total_s
     }
 }
 
@@ -43,6 +79,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times `steps` steps of a `D` each way after `warmup` untimed ones.
+///
+/// Every step is timed as the run's last one, past any burn-in, so a mining
+/// objective's teacher predicts and follows the student as it does for
+/// most of a run.
 pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     config: &TrainConfig,
     dataset: Arc<S>,
@@ -54,69 +94,80 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
         tch::set_num_threads(config.threads);
     }
     let student = Student::<D>::new(config)?;
+    objective.begin(&student.store)?;
     let device = student.store.device();
     let mut optimizer = Optimizer::new(config.optimizer.clone(), &student.store);
     let mut scaler = LossScaler::new(config.precision);
-    let loader = Loader::new(dataset, config.loader.clone())?;
-    let mut train_step = |images: &tch::Tensor, targets: &[uld_model::ImageTargets]| {
+    let loader = Loader::new(ReadyImages::new(dataset, device), config.loader.clone())?;
+    let step = config.steps.saturating_sub(1);
+    let synchronize = || {
+        if let tch::Device::Cuda(i) = device {
+            // CUDA runs asynchronously: wait, so each time is its own.
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    // A step's parts once its batch is at hand, in seconds.
+    let mut step_on = |batch: &ReadyBatch| -> Result<[f64; 3]> {
+        let start = Instant::now();
+        let prepared = objective.prepare(step, batch, device)?;
+        synchronize();
+        let prepared_at = Instant::now();
         optimisation_step(
             &student.detector,
             &mut optimizer,
             &mut scaler,
-            images,
-            targets,
+            &prepared.images,
+            &prepared.targets,
             1e-4,
             None,
             None,
         )?;
-        if device.is_cuda() {
-            // CUDA runs asynchronously: wait, so the time is the step's.
-            tch::Cuda::synchronize(match device {
-                tch::Device::Cuda(i) => i as i64,
-                _ => 0,
-            });
-        }
-        Ok::<(), Error>(())
+        synchronize();
+        let stepped_at = Instant::now();
+        objective.after_step(step, &student.store)?;
+        synchronize();
+        Ok([
+            (prepared_at - start).as_secs_f64(),
+            (stepped_at - prepared_at).as_secs_f64(),
+            stepped_at.elapsed().as_secs_f64(),
+        ])
     };
 
-    let first = loader
-        .epoch(0)
-        .next()
-        .ok_or_else(|| Error::invalid("benchmark data", "no batch"))??;
-    let ready = objective.prepare(0, &first, device)?;
+    // The bare steps take the batches the whole steps will, made in advance
+    // (the loader is deterministic), so both do the same work on the same
+    // images and differ only by the loader running beside them.
+    if loader.batches(0).is_empty() {
+        return Err(Error::invalid("benchmark data", "no batch"));
+    }
+    let batches = || {
+        (0..)
+            .flat_map(|epoch| loader.epoch(epoch))
+            .take(warmup + steps)
+    };
+    let ahead: Vec<ReadyBatch> = batches().collect::<Result<_>>()?;
     let mut bare = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = Instant::now();
-        train_step(&ready.images, &ready.targets)?;
+    for (i, batch) in ahead.iter().enumerate() {
+        let [prepare, model, update] = step_on(batch)?;
         if i >= warmup {
-            bare.push(start.elapsed().as_secs_f64());
+            bare.push([0.0, prepare, model, update]);
         }
     }
+    drop(ahead);
 
-    let mut full = Vec::with_capacity(steps);
-    let mut epoch = 0;
-    let mut step = 0u64;
-    while full.len() < steps {
-        let mut batches = loader.epoch(epoch);
-        loop {
-            let start = Instant::now();
-            let Some(batch) = batches.next() else { break };
-            let prepared = objective.prepare(step, &batch?, device)?;
-            train_step(&prepared.images, &prepared.targets)?;
-            step += 1;
-            if step as usize > warmup {
-                full.push(start.elapsed().as_secs_f64());
-            }
-            if full.len() >= steps {
-                break;
-            }
+    let mut whole = Vec::with_capacity(steps);
+    for (i, batch) in batches().enumerate() {
+        let start = Instant::now();
+        let batch = batch?;
+        let load = start.elapsed().as_secs_f64();
+        let [prepare, model, update] = step_on(&batch)?;
+        if i >= warmup {
+            whole.push([load, prepare, model, update]);
         }
-        epoch += 1;
     }
     Ok(StepTimings {
         steps,
         batch_size: config.loader.batch_size,
-        bare_step_s: median(bare),
-        full_step_s: median(full),
+        bare: StepParts::medians(&bare),
+        whole: StepParts::medians(&whole),
     })
 }

@@ -9,7 +9,7 @@ use uld_core::{Box2, Result};
 use uld_data::loader::{Dataset, DeepLesionDataset, Loader, LoaderConfig, TrainBatch};
 use uld_model::Detector;
 
-use crate::batch::images_tensor;
+use crate::batch::ReadyImages;
 
 /// The detections of one key image, best first, in original pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,12 +77,12 @@ pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
         shuffle: false,
         drop_last: false,
     };
-    let loader = Loader::new(dataset.clone(), config)?;
+    let loader = Loader::new(ReadyImages::new(dataset.clone(), device), config)?;
     let mut out = Vec::with_capacity(dataset.len());
     for batch in loader.epoch(0) {
         let batch = batch?;
-        let view = &batch.views[0];
-        let predictions = detector.predict(&images_tensor(view, device));
+        let view = batch.view(0)?;
+        let predictions = detector.predict(&view.images_on(device));
         for ((&index, target), dets) in batch.indices.iter().zip(&view.targets).zip(predictions) {
             let back = target.to_view.inverse();
             let [w, h] = target.size;

@@ -14,6 +14,12 @@
 //!    loss is taken there.
 //!
 //! Pseudo lesions weigh 1, or their score with `soft_weights`.
+//!
+//! With `burn_in_ignore`, the burn-in takes the teacher's predictions too:
+//! every one scoring at least `tau_low` that is not an annotated lesion is an
+//! ignore region, so the detector is not taught to call the unlabelled
+//! lesions background before it is asked to mine them (SparseDet's
+//! pseudo-positive mining).
 
 use serde::{Deserialize, Serialize};
 use uld_core::{Box2, Error, Result};
@@ -41,6 +47,9 @@ pub struct MiningConfig {
     /// false: teacher and student see the same (weak) view.
     pub weak_strong_views: bool,
     pub soft_weights: bool,
+    /// During burn-in, ignore the teacher's predictions scoring at least
+    /// `tau_low` away from annotated lesions.
+    pub burn_in_ignore: bool,
 }
 
 impl Default for MiningConfig {
@@ -56,6 +65,7 @@ impl Default for MiningConfig {
             ema_teacher: true,
             weak_strong_views: true,
             soft_weights: false,
+            burn_in_ignore: false,
         }
     }
 }
@@ -117,6 +127,12 @@ impl MiningConfig {
             rule.push_str(&format!(
                 " and ignored those in [{}, {})",
                 self.tau_low, self.tau_high
+            ));
+        }
+        if self.burn_in_ignore {
+            rule.push_str(&format!(
+                ", after a burn-in that ignored those scoring at least {}",
+                self.tau_low
             ));
         }
         rule
@@ -189,6 +205,21 @@ pub fn merge_pseudo_labels(
         }
     }
     out
+}
+
+/// The burn-in's ignore regions (with `burn_in_ignore`): every prediction
+/// scoring at least `tau_low` that is not an annotated lesion, nothing learned.
+pub fn burn_in_ignore_regions(
+    annotated: &[Box2],
+    predictions: &[(Box2, f32)],
+    config: &MiningConfig,
+) -> Vec<Box2> {
+    let nothing_confident = MiningConfig {
+        tau_high: f32::INFINITY,
+        ignore_band: true,
+        ..config.clone()
+    };
+    merge_pseudo_labels(annotated, predictions, &nothing_confident).ignore
 }
 
 #[cfg(test)]
@@ -274,6 +305,26 @@ mod tests {
         let out = merge_pseudo_labels(&gt, &preds, &MiningConfig::default());
         assert_eq!(out.boxes, vec![b(100.0, 100.0, 40.0)]);
         assert!(out.ignore.is_empty(), "{:?}", out.ignore);
+    }
+
+    #[test]
+    fn the_burn_in_ignores_what_it_would_later_mine_and_learns_nothing() {
+        let gt = [b(10.0, 10.0, 20.0)];
+        let preds = [
+            (b(11.0, 11.0, 20.0), 0.95),  // the annotated lesion: dropped
+            (b(100.0, 100.0, 16.0), 0.8), // confident, unlabelled: ignored
+            (b(200.0, 50.0, 12.0), 0.35), // in the band: ignored
+            (b(300.0, 300.0, 10.0), 0.1), // background stays background
+        ];
+        let config = MiningConfig {
+            ignore_band: false,
+            burn_in_ignore: true,
+            ..MiningConfig::default()
+        };
+        assert_eq!(
+            burn_in_ignore_regions(&gt, &preds, &config),
+            vec![b(100.0, 100.0, 16.0), b(200.0, 50.0, 12.0)]
+        );
     }
 
     #[test]

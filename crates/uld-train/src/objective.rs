@@ -9,13 +9,13 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 use uld_core::{Box2, Error, Result};
 use uld_data::augment::Affine2;
-use uld_data::loader::{ImageBatch, TrainBatch, ViewMode};
+use uld_data::loader::ViewMode;
 use uld_model::{BuildDetector, Detector, ImageTargets, ModelConfig, build_detector};
 
-use crate::batch::{annotated_targets, images_tensor};
+use crate::batch::{ReadyBatch, ReadyView, annotated_targets};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
-use crate::mining::{MiningConfig, merge_pseudo_labels, outside_negatives};
+use crate::mining::{MiningConfig, burn_in_ignore_regions, merge_pseudo_labels, outside_negatives};
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -27,7 +27,7 @@ pub struct Prepared {
 pub trait Objective {
     /// The views each training item must carry.
     fn views(&self) -> ViewMode;
-    fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared>;
+    fn prepare(&mut self, step: u64, batch: &ReadyBatch, device: Device) -> Result<Prepared>;
     /// Called once when a run starts afresh (not when it resumes), with
     /// the student's initial weights.
     fn begin(&mut self, _student: &VarStore) -> Result<()> {
@@ -56,11 +56,11 @@ impl Objective for Supervised {
         ViewMode::Weak
     }
 
-    fn prepare(&mut self, _step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared> {
-        let view = only_view(batch, 0)?;
+    fn prepare(&mut self, _step: u64, batch: &ReadyBatch, device: Device) -> Result<Prepared> {
+        let view = batch.view(0)?;
         Ok(Prepared {
-            images: images_tensor(view, device),
-            targets: annotated_targets(view),
+            images: view.images_on(device),
+            targets: annotated_targets(&view.targets),
             stats: BTreeMap::new(),
         })
     }
@@ -68,18 +68,6 @@ impl Objective for Supervised {
     fn after_step(&mut self, _step: u64, _student: &VarStore) -> Result<()> {
         Ok(())
     }
-}
-
-fn only_view(batch: &TrainBatch, k: usize) -> Result<&ImageBatch> {
-    batch.views.get(k).ok_or_else(|| {
-        Error::invalid(
-            "batch",
-            format!(
-                "has {} views, the objective needs view {k}",
-                batch.views.len()
-            ),
-        )
-    })
 }
 
 /// The complete annotations of the training images, where they are known
@@ -134,10 +122,10 @@ impl<D> Mining<D> {
     }
 
     /// The views of the batch: (teacher's, student's).
-    fn view_pair<'b>(&self, batch: &'b TrainBatch) -> Result<(&'b ImageBatch, &'b ImageBatch)> {
-        let teacher = only_view(batch, 0)?;
+    fn view_pair<'b>(&self, batch: &'b ReadyBatch) -> Result<(&'b ReadyView, &'b ReadyView)> {
+        let teacher = batch.view(0)?;
         let student = if self.config.weak_strong_views {
-            only_view(batch, 1)?
+            batch.view(1)?
         } else {
             teacher
         };
@@ -160,19 +148,24 @@ impl<D: Detector> Objective for Mining<D> {
         }
     }
 
-    fn prepare(&mut self, step: u64, batch: &TrainBatch, device: Device) -> Result<Prepared> {
+    fn prepare(&mut self, step: u64, batch: &ReadyBatch, device: Device) -> Result<Prepared> {
         let (teacher_view, student_view) = self.view_pair(batch)?;
-        let images = images_tensor(student_view, device);
-        let mut targets = annotated_targets(student_view);
+        let images = student_view.images_on(device);
+        let mut targets = annotated_targets(&student_view.targets);
         let mut stats = BTreeMap::new();
-        if !self.mining_started(step) {
+        let burning_in = !self.mining_started(step);
+        if burning_in && !self.config.burn_in_ignore {
             return Ok(Prepared {
                 images,
                 targets,
                 stats,
             });
         }
-        let predictions = self.teacher.predict(&images_tensor(teacher_view, device));
+        let predictions = if self.config.weak_strong_views {
+            self.teacher.predict(&teacher_view.images_on(device))
+        } else {
+            self.teacher.predict(&images)
+        };
         let mut score = MinedScore::default();
         let (mut pseudo_count, mut ignored_count) = (0, 0);
         for (i, (target, preds)) in targets.iter_mut().zip(predictions).enumerate() {
@@ -201,6 +194,12 @@ impl<D: Detector> Objective for Mining<D> {
                 .filter_map(|n| to_student_view(n, &to.to_view, to.size))
                 .collect();
             let moved = outside_negatives(moved, &negatives, &self.config);
+            if burning_in {
+                let ignore = burn_in_ignore_regions(&target.boxes, &moved, &self.config);
+                ignored_count += ignore.len();
+                target.ignore.extend(ignore);
+                continue;
+            }
             let pseudo = merge_pseudo_labels(&target.boxes, &moved, &self.config);
             if let (Some(complete), Some(back)) = (&self.complete, to.to_view.inverse()) {
                 let item = batch.indices[i];
@@ -221,7 +220,7 @@ impl<D: Detector> Objective for Mining<D> {
         let n = targets.len().max(1) as f64;
         stats.insert("pseudo_per_image".into(), pseudo_count as f64 / n);
         stats.insert("ignore_per_image".into(), ignored_count as f64 / n);
-        if self.complete.is_some() {
+        if self.complete.is_some() && !burning_in {
             stats.insert("mined_true".into(), score.true_mined as f64);
             stats.insert("mined_false".into(), score.false_mined as f64);
             stats.insert("unlabelled".into(), score.unlabelled as f64);

@@ -25,6 +25,7 @@ use uld_data::loader::{Dataset, Loader, TrainBatch};
 use uld_distributed::ProcessGroup;
 use uld_model::{BuildDetector, Detector, LossValues, build_detector};
 
+use crate::batch::ReadyImages;
 use crate::checkpoint::{load_latest, save_checkpoint, write_tensors};
 use crate::config::TrainConfig;
 use crate::device::open_device;
@@ -183,7 +184,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
         .then(|| MetricsLog::open(dir.join("metrics.jsonl"), resumed_from))
         .transpose()?;
 
-    let mut loader = Loader::new(dataset, config.loader.clone())?;
+    let mut loader = Loader::new(ReadyImages::new(dataset, device), config.loader.clone())?;
     if let Some(group) = ranks {
         loader = loader.with_shard(group.rank(), group.world())?;
     }

@@ -44,14 +44,6 @@ fn config(batch_size: usize) -> TrainConfig {
     c
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn objective(config: &TrainConfig) -> Box<dyn Objective> {
     match config.mode {
         Mode::Supervised => Box::new(Supervised),
@@ -101,7 +93,7 @@ fn run(dir: &Path, config: &TrainConfig, ranks: Option<ProcessGroup>) -> Run {
 
 /// Two ranks of batch `batch_size` training in `dir`.
 fn two_ranks(dir: &Path, config: &TrainConfig) -> Vec<Run> {
-    let port = free_port();
+    let port = uld_distributed::launch::free_port().unwrap();
     std::thread::scope(|s| {
         let ranks: Vec<_> = (0..2)
             .map(|rank| {

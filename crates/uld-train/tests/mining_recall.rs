@@ -5,7 +5,8 @@
 //! lesions background and forgets them; the mining teacher keeps finding
 //! them, so they stay lesions. A third run has the same EMA teacher as
 //! mining but learns no pseudo lesions, so the margin is mining's, not the
-//! slower teacher's.
+//! slower teacher's. A burn-in that ignores its own predictions away from
+//! the labels (and learns none of them) keeps them too.
 
 use std::path::Path;
 
@@ -182,15 +183,28 @@ fn mining_keeps_finding_unlabelled_training_lesions_that_supervised_training_for
     ema_only.mining.tau_low = 1.0;
     ema_only.mining.ignore_band = false;
     let lagged = teacher_recall(&ema_only);
+    // a burn-in that ignores the teacher's (the student's own) predictions
+    // away from the labels, learning none of them
+    let mut guarded_burn_in = mining.clone();
+    guarded_burn_in.mining.burn_in_fraction = 1.0;
+    guarded_burn_in.mining.burn_in_ignore = true;
+    let guarded = teacher_recall(&guarded_burn_in);
 
-    let (f, e, k) = (
+    let (f, e, k, g) = (
         forgot.recall().unwrap(),
         lagged.recall().unwrap(),
         kept.recall().unwrap(),
+        guarded.recall().unwrap(),
     );
     eprintln!(
-        "unlabelled-lesion recall: start {:.3}, supervised {f:.3}, its EMA teacher {e:.3}, mining {k:.3}",
+        "unlabelled-lesion recall: start {:.3}, supervised {f:.3}, its EMA teacher {e:.3}, \
+         mining {k:.3}, ignoring burn-in {g:.3}",
         before.recall().unwrap()
+    );
+    assert!(
+        g >= f + 0.2,
+        "a burn-in that ignores its own predictions keeps {g:.3}, supervised {f:.3} \
+         ({guarded:?} vs {forgot:?})"
     );
     assert!(
         k >= f + 0.2,

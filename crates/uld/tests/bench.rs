@@ -48,3 +48,44 @@ fn bench_model_runs_the_built_in_pytorch_reference() {
     ]);
     assert!(!ok && err.contains("the PyTorch reference"), "{err}");
 }
+
+#[test]
+fn bench_train_times_mining_with_its_teacher_in_the_bare_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", data]);
+    assert!(ok, "{err}");
+    let (ok, stdout, err) = uld(&[
+        "bench",
+        "train",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--mode",
+        "mining",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--set",
+        "threads=1",
+    ]);
+    assert!(ok, "{err}");
+    for part in [
+        "teacher pass",
+        "student step",
+        "teacher update",
+        "target assignment",
+    ] {
+        assert!(stdout.contains(part), "no {part}: {stdout}");
+    }
+    let ratio: f64 = stdout
+        .split("ratio whole / bare ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no ratio in {stdout}"));
+    assert!(ratio.is_finite() && ratio > 0.0, "{stdout}");
+}
