@@ -161,10 +161,11 @@ impl<D: Detector> Objective for Mining<D> {
                 stats,
             });
         }
-        let predictions = if self.config.weak_strong_views {
-            self.teacher.predict(&teacher_view.images_on(device))
-        } else {
+        // With one view for both, the teacher reads the student's images.
+        let predictions = if std::ptr::eq(teacher_view, student_view) {
             self.teacher.predict(&images)
+        } else {
+            self.teacher.predict(&teacher_view.images_on(device))
         };
         let mut score = MinedScore::default();
         let (mut pseudo_count, mut ignored_count) = (0, 0);

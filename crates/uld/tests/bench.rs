@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::uld;
+use common::{synth_tiny, uld};
 
 #[test]
 fn bench_model_runs_the_built_in_pytorch_reference() {
@@ -53,9 +53,8 @@ fn bench_model_runs_the_built_in_pytorch_reference() {
 fn bench_train_times_mining_with_its_teacher_in_the_bare_step() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    synth_tiny(&data);
     let data = data.to_str().unwrap();
-    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", data]);
-    assert!(ok, "{err}");
     let (ok, stdout, err) = uld(&[
         "bench",
         "train",

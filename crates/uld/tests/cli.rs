@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::uld;
+use common::{synth_tiny, uld};
 
 use uld_core::testdata::shared_data;
 
@@ -54,8 +54,7 @@ fn info_on_a_mixed_dicom_folder_names_the_series_and_the_way_out() {
 fn synth_output_reads_back_through_info() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("synth");
-    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", out.to_str().unwrap()]);
-    assert!(ok, "{err}");
+    synth_tiny(&out);
     let v = json(&["info", out.to_str().unwrap(), "--json"]);
     let stats = &v["tables"][0]["stats"];
     assert!(stats["lesions"].as_u64().unwrap() > 0);

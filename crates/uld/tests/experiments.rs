@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::uld;
+use common::{synth_tiny, uld};
 use std::path::Path;
 
 /// A few patients and training steps of the `tiny` preset, quietly.
@@ -295,7 +295,7 @@ fn served_review(args: &[&str]) -> String {
 fn complete_labels_need_the_synthetic_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&["synth", "--preset", "tiny", "--out", data.to_str().unwrap()]);
+    synth_tiny(&data);
     std::fs::remove_file(data.join("synth_manifest.json")).unwrap();
     let (ok, _, stderr) = uld(&[
         "train",

@@ -3,15 +3,10 @@
 
 mod common;
 
-use common::uld;
+use common::{synth_tiny, uld};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn synth(out: &Path) {
-    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", out.to_str().unwrap()]);
-    assert!(ok, "{err}");
-}
 
 /// `uld train --nproc 2` on `data` into `run` for `steps` steps.
 fn train_args(data: &Path, run: &Path, steps: u64) -> Vec<String> {
@@ -60,7 +55,7 @@ fn metrics_steps(run: &Path) -> Vec<u64> {
 fn two_ranks_train_one_run_that_rank_zero_alone_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
-    synth(&data);
+    synth_tiny(&data);
     let args = train_args(&data, &run, 12);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, stdout, stderr) = uld(&args);
@@ -111,7 +106,7 @@ fn ranks_of(parent: u32) -> Vec<(u32, String)> {
 fn a_killed_rank_stops_the_run_with_a_clear_error_and_the_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
-    synth(&data);
+    synth_tiny(&data);
     let launcher = Command::new(env!("CARGO_BIN_EXE_uld"))
         .args(train_args(&data, &run, 100_000))
         .env("TORCH_CPP_LOG_LEVEL", "ERROR")

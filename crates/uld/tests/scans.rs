@@ -3,7 +3,7 @@
 //! and the error cases a user meets.
 mod common;
 
-use common::uld;
+use common::{synth_tiny, uld};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -685,8 +685,7 @@ fn the_dataset_split_mode_still_writes_its_detection_files() {
     let model = model();
     let out = tempfile::tempdir().unwrap();
     let data = out.path().join("synth");
-    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", s(&data)]);
-    assert!(ok, "{err}");
+    synth_tiny(&data);
     let (ok, stdout, err) = uld(&[
         "detect",
         "--model",

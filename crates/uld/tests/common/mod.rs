@@ -1,5 +1,6 @@
 //! Running the `uld` binary from the command-line tests.
 
+use std::path::Path;
 use std::process::Command;
 
 /// Runs `uld args...`: (success, stdout, stderr).
@@ -14,4 +15,10 @@ pub fn uld(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Writes `uld synth --preset tiny` into `out`.
+pub fn synth_tiny(out: &Path) {
+    let (ok, _, err) = uld(&["synth", "--preset", "tiny", "--out", out.to_str().unwrap()]);
+    assert!(ok, "uld synth failed: {err}");
 }
