@@ -194,10 +194,14 @@ impl TrainConfig {
             // `uld bench mining`'s 3,000 steps (README, "Teacher-student
             // mining"): confident boxes only (0.5: 82% of them real), soft
             // weights, at most 2 per image, from mid-run. An ignore band
-            // did not help even when it was exactly the unlabelled lesions.
+            // did not help even when it was exactly the unlabelled lesions;
+            // ignoring the teacher's confident predictions during the
+            // burn-in did (at 0.5; at 0.3 the student's false positives
+            // were never corrected and the run collapsed).
             mining: MiningConfig {
                 tau_high: 0.5,
-                tau_low: 0.3,
+                tau_low: 0.5,
+                burn_in_ignore: true,
                 ema_momentum: 0.99,
                 burn_in_fraction: 0.5,
                 max_pseudo_per_image: 2,

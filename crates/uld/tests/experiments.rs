@@ -110,6 +110,10 @@ fn the_mining_benchmark_trains_every_arm_per_seed_compares_them_and_resumes() {
             mining_config.contains(&format!("\nseed = {seed}\n")),
             "seed {seed} trains with its own seed: {mining_config}"
         );
+        assert!(
+            mining_config.contains("\nthreads = 1\n"),
+            "runs trained at once take one thread each: {mining_config}"
+        );
         let mined = uld_data::deeplesion::read_dl_info(run.join("d_multistage/mined.csv")).unwrap();
         assert!(
             mined

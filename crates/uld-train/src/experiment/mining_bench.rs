@@ -13,6 +13,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -190,14 +191,16 @@ pub struct TrainedRun {
     pub mined: Option<MinedScore>,
 }
 
-/// Trains every run (each a `D`), `setup.jobs` at a time, each reporting to
-/// the observer `observer(run)` makes (called in run order before the run
-/// starts), in the order of [`BenchSetup::runs`].
+/// Trains every run (each a `D`) on `setup.jobs` workers, each run
+/// reporting to the observer `observer(run)` makes as the run starts. A
+/// free worker takes the first run, in the order of [`BenchSetup::runs`],
+/// whose miner has finished, so no worker waits for a round's slowest run.
+/// The trained runs come back in that order.
 pub fn train_runs<D: BuildDetector>(
     setup: &BenchSetup,
     records: &[LesionRecord],
     device: Device,
-    observer: &dyn Fn(RunId) -> Box<dyn Observer + Send>,
+    observer: &(dyn Fn(RunId) -> Box<dyn Observer + Send> + Sync),
 ) -> Result<Vec<TrainedRun>> {
     if setup.jobs == 0 || setup.seeds == 0 {
         return Err(Error::invalid(
@@ -206,54 +209,118 @@ pub fn train_runs<D: BuildDetector>(
         ));
     }
     let runs = setup.runs();
-    let mut trained = Vec::new();
-    let mut start = 0;
-    while start < runs.len() {
-        // A multi-stage run waits for the round that trains its miner.
-        let round: Vec<RunId> = runs[start..]
-            .iter()
-            .take(setup.jobs)
-            .take_while(|r| {
-                r.arm().mined_by.is_none_or(|m| {
-                    trained
-                        .iter()
-                        .any(|t: &TrainedRun| t.run.arm == m && t.run.seed == r.seed)
-                })
-            })
-            .copied()
-            .collect();
-        if round.is_empty() {
-            return Err(Error::invalid(
-                "benchmark",
-                "a multi-stage arm is ordered before the arm that mines for it",
-            ));
-        }
-        start += round.len();
-        let observers: Vec<Box<dyn Observer + Send>> = round.iter().map(|&r| observer(r)).collect();
-        let results: Vec<Result<TrainedRun>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = round
-                .iter()
-                .zip(observers)
-                .map(|(&run, mut observer)| {
-                    scope.spawn(move || {
-                        train_run::<D>(setup, records, run, device, observer.as_mut())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
+    let queue = RunQueue::new(runs.clone());
+    std::thread::scope(|scope| {
+        for _ in 0..setup.jobs.min(runs.len()) {
+            scope.spawn(|| {
+                while let Some(run) = queue.next() {
+                    let mut run_observer = observer(run);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        train_run::<D>(setup, records, run, device, run_observer.as_mut())
+                    }))
+                    .unwrap_or_else(|_| {
                         Err(Error::invalid("training", "a training thread panicked"))
-                    })
-                })
-                .collect()
-        });
-        for result in results {
-            trained.push(result?);
+                    });
+                    queue.finish(result);
+                }
+            });
+        }
+    });
+    let mut trained = queue.into_result()?;
+    trained.sort_by_key(|t| runs.iter().position(|&r| r == t.run));
+    Ok(trained)
+}
+
+/// The runs still to train, shared by the benchmark's workers.
+struct RunQueue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+struct QueueState {
+    pending: Vec<RunId>,
+    running: usize,
+    trained: Vec<TrainedRun>,
+    failed: Option<Error>,
+}
+
+impl QueueState {
+    fn can_start(&self, run: &RunId) -> bool {
+        run.arm().mined_by.is_none_or(|miner| {
+            self.trained
+                .iter()
+                .any(|t| t.run.arm == miner && t.run.seed == run.seed)
+        })
+    }
+}
+
+impl RunQueue {
+    fn new(pending: Vec<RunId>) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                pending,
+                running: 0,
+                trained: Vec::new(),
+                failed: None,
+            }),
+            changed: Condvar::new(),
         }
     }
-    Ok(trained)
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next run to train, waiting while the ready ones are taken and
+    /// the rest wait for their miner; `None` when none is left or a run
+    /// failed.
+    fn next(&self) -> Option<RunId> {
+        let mut state = self.lock();
+        loop {
+            if state.failed.is_some() || state.pending.is_empty() {
+                return None;
+            }
+            if let Some(i) = state.pending.iter().position(|r| state.can_start(r)) {
+                state.running += 1;
+                return Some(state.pending.remove(i));
+            }
+            if state.running == 0 {
+                state.failed = Some(Error::invalid(
+                    "benchmark",
+                    "a multi-stage arm's miner is not among the runs",
+                ));
+                self.changed.notify_all();
+                return None;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn finish(&self, result: Result<TrainedRun>) {
+        let mut state = self.lock();
+        state.running -= 1;
+        match result {
+            Ok(run) => state.trained.push(run),
+            Err(e) => {
+                state.failed.get_or_insert(e);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    fn into_result(self) -> Result<Vec<TrainedRun>> {
+        let state = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match state.failed {
+            Some(e) => Err(e),
+            None => Ok(state.trained),
+        }
+    }
 }
 
 /// The training images of a multi-stage run: the partial labels plus what
@@ -969,9 +1036,8 @@ mod tests {
         assert_eq!(gap_closed(0.40, 0.45, 0.40), None);
     }
 
-    #[test]
-    fn multistage_runs_train_after_their_miner_and_cost_twice() {
-        let setup = BenchSetup {
+    fn tiny_setup(seeds: usize) -> BenchSetup {
+        BenchSetup {
             out: "bench".into(),
             command: String::new(),
             data_preset: "tiny".into(),
@@ -980,11 +1046,16 @@ mod tests {
             missing_fraction: 0.5,
             preset: "tiny".into(),
             config: TrainConfig::tiny(),
-            seeds: 2,
+            seeds,
             multistage: true,
             jobs: 3,
             bootstrap: BootstrapConfig::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn multistage_runs_train_after_their_miner_and_cost_twice() {
+        let setup = tiny_setup(2);
         let runs = setup.runs();
         assert_eq!(runs.len(), 8);
         let position = |arm, seed| runs.iter().position(|r| *r == RunId { arm, seed }).unwrap();
@@ -1007,6 +1078,37 @@ mod tests {
             ..setup
         };
         assert_eq!(three.runs().len(), 6);
+    }
+
+    #[test]
+    fn a_free_worker_takes_the_next_ready_run_and_a_failure_stops_the_queue() {
+        let queue = RunQueue::new(tiny_setup(1).runs());
+        let done = |run| {
+            Ok(TrainedRun {
+                run,
+                seconds: None,
+                mined: None,
+            })
+        };
+        let taken: Vec<RunId> = (0..3).map(|_| queue.next().unwrap()).collect();
+        assert_eq!(taken.iter().map(|r| r.arm).collect::<Vec<_>>(), [A, B, C]);
+        std::thread::scope(|scope| {
+            let multistage = scope.spawn(|| queue.next());
+            queue.finish(done(taken[1]));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(!multistage.is_finished(), "(d) started before (a) finished");
+            queue.finish(done(taken[0]));
+            assert_eq!(multistage.join().unwrap(), Some(RunId { arm: D, seed: 0 }));
+        });
+        queue.finish(Err(Error::invalid("training", "diverged")));
+        assert_eq!(queue.next(), None);
+        assert!(
+            queue
+                .into_result()
+                .unwrap_err()
+                .to_string()
+                .contains("diverged")
+        );
     }
 
     #[test]
