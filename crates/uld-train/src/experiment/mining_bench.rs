@@ -118,7 +118,8 @@ pub struct BenchSetup {
     pub seeds: usize,
     /// Whether arm (d) runs.
     pub multistage: bool,
-    /// Runs trained at once; above 1, each on one CPU thread.
+    /// Runs trained at once; above 1, each on one CPU thread (scoring
+    /// keeps the configuration's threads).
     pub jobs: usize,
     pub bootstrap: BootstrapConfig,
 }
@@ -359,9 +360,13 @@ fn train_run<D: BuildDetector>(
     observer: &mut dyn Observer,
 ) -> Result<TrainedRun> {
     let started = Instant::now();
+    let seeded = setup.seed_config(run.seed);
     let config = TrainConfig {
         mode: run.arm().arm.mode,
-        ..setup.seed_config(run.seed)
+        // Runs trained at once take one thread each: on CPU that makes
+        // them bit-reproducible, and they do not fight over the cores.
+        threads: if setup.jobs > 1 { 1 } else { seeded.threads },
+        ..seeded
     };
     let (data, dir) = (setup.data(), setup.run_dir(run));
     let (outcome, mined) = match run.arm().mined_by {

@@ -152,8 +152,7 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
 }
 
 /// The configuration of every run: the arguments' one, over `--steps`
-/// steps or [`SMALL_STEPS`] for the `small` preset, on one CPU thread when
-/// runs train at once.
+/// steps or [`SMALL_STEPS`] for the `small` preset.
 fn run_config(args: &MiningBenchArgs) -> anyhow::Result<TrainConfig> {
     let config = args.config.resolve()?;
     let steps_set = args
@@ -165,13 +164,10 @@ fn run_config(args: &MiningBenchArgs) -> anyhow::Result<TrainConfig> {
     let steps = args
         .steps
         .or_else(|| (small && !steps_set).then_some(SMALL_STEPS));
-    let mut config = match steps {
+    let config = match steps {
         Some(steps) => config.with_steps(steps),
         None => config,
     };
-    if args.jobs > 1 {
-        config.threads = 1;
-    }
     config.validate()?;
     Ok(config)
 }
