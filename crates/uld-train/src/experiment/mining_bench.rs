@@ -215,8 +215,10 @@ pub fn train_runs<D: BuildDetector>(
         for _ in 0..setup.jobs.min(runs.len()) {
             scope.spawn(|| {
                 while let Some(run) = queue.next() {
-                    let mut run_observer = observer(run);
+                    // A panic must still finish the run, or a run waiting
+                    // for it as its miner would wait forever.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut run_observer = observer(run);
                         train_run::<D>(setup, records, run, device, run_observer.as_mut())
                     }))
                     .unwrap_or_else(|_| {
