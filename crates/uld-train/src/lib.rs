@@ -22,6 +22,7 @@ pub mod objective;
 pub mod optim;
 pub mod reviewed;
 pub mod run;
+pub mod run_summary;
 pub mod scan;
 pub mod scan_outputs;
 pub mod scan_run;

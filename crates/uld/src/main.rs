@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the whole system on built-in synthetic data: synthesise, train with mining, evaluate, report.
     Demo(cmd::demo::DemoArgs),
-    /// Summarise a DeepLesion root or DL_info.csv, a NIfTI file or a DICOM series.
+    /// Summarise a DeepLesion root or DL_info.csv, a NIfTI file, a DICOM series or a training run.
     Info(cmd::info::InfoArgs),
     /// Write a synthetic DeepLesion-format dataset with complete annotations (or refit its statistics).
     Synth(cmd::synth::SynthArgs),

@@ -167,6 +167,21 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
     assert!(out.join("eval_harvester/froc.png").exists());
     assert!(out.join("eval_keyslice/report.md").exists());
 
+    // The run's folder tells its validation curve and what its teacher mined.
+    let info = ok(&["info", out.join("run").to_str().unwrap()]);
+    assert!(
+        info.contains(": mining, 20 steps, logged to step 20"),
+        "{info}"
+    );
+    assert!(
+        info.contains("| step | harvester.mean_sens | harvester.ap | keyslice.mean_sens |"),
+        "{info}"
+    );
+    assert!(
+        info.contains("(best) |") && info.contains("lesions learned"),
+        "{info}"
+    );
+
     let csv = dir.path().join("mined.csv");
     let stdout = ok(&[
         "mined",

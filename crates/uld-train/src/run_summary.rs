@@ -1,0 +1,261 @@
+//! What a run folder says about its run (`uld info RUN`): its mode and
+//! steps from `config.toml`, and from `metrics.jsonl` the validation curve
+//! and, for a mining run on synthetic data, how real the mined lesions
+//! were. The val figures of a tuning study are read with it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use uld_core::{Error, Location, Result};
+
+use crate::config::{Mode, TrainConfig};
+
+/// The headline metrics of a validation, per protocol.
+const HEADLINES: [(&str, &str); 3] = [
+    ("harvester", "mean_sens"),
+    ("harvester", "ap"),
+    ("keyslice", "mean_sens"),
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationPoint {
+    pub step: u64,
+    /// The score the run keeps its best weights by.
+    pub score: Option<f64>,
+    /// `(protocol.metric, value)` for each headline the validation has.
+    pub headlines: Vec<(String, f64)>,
+}
+
+/// Mined-lesion telemetry summed over the logged steps of the mining
+/// phase (one step in every `log_every`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MinedTelemetry {
+    pub logged_steps: usize,
+    pub mined_true: f64,
+    pub mined_false: f64,
+    pub unlabelled: f64,
+    pub unlabelled_found: f64,
+}
+
+impl MinedTelemetry {
+    pub fn precision(&self) -> Option<f64> {
+        let mined = self.mined_true + self.mined_false;
+        (mined > 0.0).then(|| self.mined_true / mined)
+    }
+
+    pub fn recall(&self) -> Option<f64> {
+        (self.unlabelled > 0.0).then(|| self.unlabelled_found / self.unlabelled)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub mode: Mode,
+    pub steps: u64,
+    /// The last step `metrics.jsonl` logged.
+    pub last_step: Option<u64>,
+    pub validations: Vec<ValidationPoint>,
+    /// Absent for supervised runs and runs without complete annotations.
+    pub mined: Option<MinedTelemetry>,
+}
+
+impl RunSummary {
+    /// Whether `dir` looks like a run folder.
+    pub fn is_run_dir(dir: &Path) -> bool {
+        dir.join("config.toml").is_file() && dir.join("metrics.jsonl").is_file()
+    }
+
+    pub fn read(dir: &Path) -> Result<Self> {
+        let config = TrainConfig::load(&dir.join("config.toml"))?;
+        let path = dir.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut summary = Self {
+            dir: dir.to_path_buf(),
+            mode: config.mode,
+            steps: config.steps,
+            last_step: None,
+            validations: Vec::new(),
+            mined: None,
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let row = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(row) => row,
+                // A run being written may have a torn last line.
+                Err(_) if i + 1 == lines.len() => break,
+                Err(e) => {
+                    return Err(Error::data(
+                        Location::file(&path).line(i as u64 + 1),
+                        format!("not a JSON object: {e}"),
+                    ));
+                }
+            };
+            let step = row.get("step").and_then(|s| s.as_u64()).ok_or_else(|| {
+                Error::data(
+                    Location::file(&path).line(i as u64 + 1).field("step"),
+                    "missing or not a whole number",
+                )
+            })?;
+            summary.last_step = Some(summary.last_step.map_or(step, |s| s.max(step)));
+            if let Some(validation) = row.get("validation") {
+                summary.validations.push(validation_point(step, validation));
+            } else if row.get("mined_true").is_some() {
+                let mined = summary.mined.get_or_insert_with(MinedTelemetry::default);
+                let value = |key: &str| row.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                mined.logged_steps += 1;
+                mined.mined_true += value("mined_true");
+                mined.mined_false += value("mined_false");
+                mined.unlabelled += value("unlabelled");
+                mined.unlabelled_found += value("unlabelled_found");
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The validation with the highest score (the first of equals).
+    pub fn best(&self) -> Option<&ValidationPoint> {
+        self.validations.iter().filter(|v| v.score.is_some()).fold(
+            None,
+            |best: Option<&ValidationPoint>, v| match best {
+                Some(b) if b.score >= v.score => Some(b),
+                _ => Some(v),
+            },
+        )
+    }
+}
+
+fn validation_point(step: u64, validation: &serde_json::Value) -> ValidationPoint {
+    let headlines = HEADLINES
+        .iter()
+        .filter_map(|(protocol, metric)| {
+            let value = validation.get("metrics")?.get(protocol)?.get(metric)?;
+            Some((format!("{protocol}.{metric}"), value.as_f64()?))
+        })
+        .collect();
+    ValidationPoint {
+        step,
+        score: validation.get("score").and_then(|s| s.as_f64()),
+        headlines,
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            Mode::Supervised => "supervised",
+            Mode::Mining => "mining",
+        };
+        let trained = self
+            .last_step
+            .map_or("nothing logged yet".to_string(), |s| {
+                format!("logged to step {s}")
+            });
+        writeln!(
+            f,
+            "run {}: {mode}, {} steps, {trained}",
+            self.dir.display(),
+            self.steps
+        )?;
+        let names: Vec<&String> = self
+            .validations
+            .first()
+            .map(|v| v.headlines.iter().map(|(n, _)| n).collect())
+            .unwrap_or_default();
+        if self.validations.is_empty() {
+            writeln!(f, "no validation logged")?;
+        } else {
+            let header: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+            writeln!(f, "| step | {} |", header.join(" | "))?;
+            writeln!(f, "|---|{}", "---|".repeat(names.len()))?;
+            let best = self.best().map(|b| b.step);
+            for v in &self.validations {
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        v.headlines
+                            .iter()
+                            .find(|(name, _)| name == *n)
+                            .map_or("-".into(), |(_, value)| format!("{value:.3}"))
+                    })
+                    .collect();
+                let mark = if Some(v.step) == best { " (best)" } else { "" };
+                writeln!(f, "| {}{mark} | {} |", v.step, cells.join(" | "))?;
+            }
+        }
+        if let Some(m) = &self.mined {
+            let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", 100.0 * v));
+            writeln!(
+                f,
+                "mined, over {} logged steps: {:.0} lesions learned, {} real; {:.0} of {:.0} \
+                 unlabelled lesions in those batches found ({})",
+                m.logged_steps,
+                m.mined_true + m.mined_false,
+                pct(m.precision()),
+                m.unlabelled_found,
+                m.unlabelled,
+                pct(m.recall()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir(metrics: &str, mode: Mode) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TrainConfig {
+            mode,
+            ..TrainConfig::tiny()
+        };
+        std::fs::write(dir.path().join("config.toml"), config.to_toml_string()).unwrap();
+        std::fs::write(dir.path().join("metrics.jsonl"), metrics).unwrap();
+        dir
+    }
+
+    const VALIDATION: &str = r#"{"step":20,"validation":{"score":0.3,"metrics":{"harvester":{"ap":0.2,"mean_sens":0.3},"keyslice":{"mean_sens":0.4}}}}"#;
+
+    #[test]
+    fn the_validation_curve_the_best_step_and_the_mined_share_that_is_real() {
+        let metrics = [
+            r#"{"step":10,"loss":1.0,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
+            VALIDATION,
+            r#"{"step":30,"loss":0.9,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
+            r#"{"step":40,"validation":{"score":0.25,"metrics":{"harvester":{"ap":0.1,"mean_sens":0.25}}}}"#,
+            r#"{"step":50,"lo"#,
+        ]
+        .join("\n");
+        let dir = run_dir(&metrics, Mode::Mining);
+        let summary = RunSummary::read(dir.path()).unwrap();
+        assert_eq!(summary.last_step, Some(40));
+        assert_eq!(summary.validations.len(), 2);
+        assert_eq!(summary.best().unwrap().step, 20);
+        let mined = summary.mined.clone().unwrap();
+        assert_eq!(mined.precision(), Some(0.75));
+        assert_eq!(mined.recall(), Some(3.0 / 8.0));
+        let text = summary.to_string();
+        assert!(
+            text.contains("| 20 (best) | 0.300 | 0.200 | 0.400 |"),
+            "{text}"
+        );
+        assert!(text.contains("| 40 | 0.250 | 0.100 | - |"), "{text}");
+        assert!(text.contains("4 lesions learned, 75% real"), "{text}");
+    }
+
+    #[test]
+    fn a_broken_line_before_the_last_names_the_file_and_line() {
+        let dir = run_dir(
+            &format!("{VALIDATION}\nnot json\n{VALIDATION}"),
+            Mode::Supervised,
+        );
+        let err = RunSummary::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("metrics.jsonl, line 2"), "{err}");
+        let dir = run_dir(r#"{"loss":1.0}"#, Mode::Supervised);
+        let err = RunSummary::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("line 1, field `step`"), "{err}");
+    }
+}
