@@ -147,25 +147,13 @@ impl FcosDetector {
             .forward(&self.features(images), &self.config.fpn.strides)
     }
 
-    /// The pyramid levels' grids for a `height` x `width` input: every
-    /// stride-2 layer (stem convolution, max-pool, stage and extra-level
-    /// convolutions; kernel 3 or 7, padding half the kernel) maps `n` to
-    /// `ceil(n / 2)`, so the level of stride `s` has `ceil(n / s)` cells.
+    /// The pyramid levels' grids for a `height` x `width` input
+    /// ([`level_shapes`]).
     pub fn level_shapes(&self, height: i64, width: i64) -> Vec<LevelShape> {
-        self.config
-            .fpn
-            .strides
-            .iter()
-            .map(|&stride| LevelShape {
-                stride,
-                rows: (height + stride - 1) / stride,
-                cols: (width + stride - 1) / stride,
-            })
-            .collect()
+        level_shapes(&self.config, height, width)
     }
 
-    /// Dense targets of a batch of `height` x `width` images on `device`.
-    /// Needs no forward pass, so a data loader may run it ahead.
+    /// Dense targets of a batch ([`batch_targets`]).
     pub fn batch_targets(
         &self,
         targets: &[ImageTargets],
@@ -173,12 +161,7 @@ impl FcosDetector {
         width: i64,
         device: Device,
     ) -> BatchTargets {
-        let levels = self.level_shapes(height, width);
-        let assigned: Vec<_> = targets
-            .iter()
-            .map(|t| assign(&self.config.assign, &levels, t))
-            .collect();
-        BatchTargets::new(&assigned, device)
+        batch_targets(&self.config, targets, height, width, device)
     }
 
     /// The loss of a batch against targets from [`Self::batch_targets`].
@@ -241,4 +224,38 @@ impl Detector for FcosDetector {
         let out = tch::no_grad(|| self.forward(images));
         self.decode(&out, w as f32, h as f32)
     }
+}
+
+/// The pyramid levels' grids for a `height` x `width` input: every
+/// stride-2 layer (stem convolution, max-pool, stage and extra-level
+/// convolutions; kernel 3 or 7, padding half the kernel) maps `n` to
+/// `ceil(n / 2)`, so the level of stride `s` has `ceil(n / s)` cells.
+pub fn level_shapes(cfg: &ModelConfig, height: i64, width: i64) -> Vec<LevelShape> {
+    cfg.fpn
+        .strides
+        .iter()
+        .map(|&stride| LevelShape {
+            stride,
+            rows: (height + stride - 1) / stride,
+            cols: (width + stride - 1) / stride,
+        })
+        .collect()
+}
+
+/// Dense targets of a batch of `height` x `width` images on `device`. They
+/// need the configuration only, no weights and no forward pass, so a data
+/// loader may make them ahead.
+pub fn batch_targets(
+    cfg: &ModelConfig,
+    targets: &[ImageTargets],
+    height: i64,
+    width: i64,
+    device: Device,
+) -> BatchTargets {
+    let levels = level_shapes(cfg, height, width);
+    let assigned: Vec<_> = targets
+        .iter()
+        .map(|t| assign(&cfg.assign, &levels, t))
+        .collect();
+    BatchTargets::new(&assigned, device)
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use uld_core::{Error, Result};
 use uld_data::loader::{Dataset, Loader, TrainBatch};
 use uld_model::BuildDetector;
+use uld_model::bench::sync;
 
 use crate::batch::{ReadyBatch, ReadyImages};
 use crate::config::TrainConfig;
@@ -100,17 +101,11 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     let mut scaler = LossScaler::new(config.precision);
     let loader = Loader::new(ReadyImages::new(dataset, device), config.loader.clone())?;
     let step = config.steps.saturating_sub(1);
-    let synchronize = || {
-        if let tch::Device::Cuda(i) = device {
-            // CUDA runs asynchronously: wait, so each time is its own.
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
     // A step's parts once its batch is at hand, in seconds.
     let mut step_on = |batch: &ReadyBatch| -> Result<[f64; 3]> {
         let start = Instant::now();
         let prepared = objective.prepare(step, batch, device)?;
-        synchronize();
+        sync(device);
         let prepared_at = Instant::now();
         optimisation_step(
             &student.detector,
@@ -122,10 +117,10 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
             None,
             None,
         )?;
-        synchronize();
+        sync(device);
         let stepped_at = Instant::now();
         objective.after_step(step, &student.store)?;
-        synchronize();
+        sync(device);
         Ok([
             (prepared_at - start).as_secs_f64(),
             (stepped_at - prepared_at).as_secs_f64(),

@@ -1,7 +1,8 @@
 //! What a run folder says about its run (`uld info RUN`): its mode and
-//! steps from `config.toml`, and from `metrics.jsonl` the validation curve
-//! and, for a mining run on synthetic data, how real the mined lesions
-//! were. The val figures of a tuning study are read with it.
+//! steps from `config.toml`, and from `metrics.jsonl` the validation curve,
+//! the pace, the ignore regions of a mining burn-in and, for a mining run
+//! on synthetic data, how real the mined lesions were. The val figures of a
+//! tuning study are read with it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,11 @@ pub struct RunSummary {
     /// The last step `metrics.jsonl` logged.
     pub last_step: Option<u64>,
     pub validations: Vec<ValidationPoint>,
+    /// Median of the logged `seconds_per_step`.
+    pub median_seconds_per_step: Option<f64>,
+    /// Mean ignore regions per image over the logged steps of a mining
+    /// run's burn-in (`mining.burn_in_ignore`).
+    pub burn_in_ignore_per_image: Option<f64>,
     /// Absent for supervised runs and runs without complete annotations.
     pub mined: Option<MinedTelemetry>,
 }
@@ -78,8 +84,15 @@ impl RunSummary {
             steps: config.steps,
             last_step: None,
             validations: Vec::new(),
+            median_seconds_per_step: None,
+            burn_in_ignore_per_image: None,
             mined: None,
         };
+        // The last step of a mining run's burn-in (steps are logged from 1).
+        let burn_in =
+            (config.mode == Mode::Mining).then(|| config.mining.burn_in_steps(config.steps));
+        let mut seconds_per_step = Vec::new();
+        let mut burn_in_ignore = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let row = match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(row) => row,
@@ -99,31 +112,42 @@ impl RunSummary {
                 )
             })?;
             summary.last_step = Some(summary.last_step.map_or(step, |s| s.max(step)));
+            let value = |key: &str| row.get(key).and_then(|v| v.as_f64());
+            if let Some(seconds) = value("seconds_per_step") {
+                seconds_per_step.push(seconds);
+            }
             if let Some(validation) = row.get("validation") {
                 summary.validations.push(validation_point(step, validation));
+            } else if burn_in.is_some_and(|last| step <= last) {
+                burn_in_ignore.extend(value("ignore_per_image"));
             } else if row.get("mined_true").is_some() {
                 let mined = summary.mined.get_or_insert_with(MinedTelemetry::default);
-                let value = |key: &str| row.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                let count = |key: &str| value(key).unwrap_or(0.0);
                 mined.logged_steps += 1;
-                mined.mined_true += value("mined_true");
-                mined.mined_false += value("mined_false");
-                mined.unlabelled += value("unlabelled");
-                mined.unlabelled_found += value("unlabelled_found");
+                mined.mined_true += count("mined_true");
+                mined.mined_false += count("mined_false");
+                mined.unlabelled += count("unlabelled");
+                mined.unlabelled_found += count("unlabelled_found");
             }
         }
+        summary.median_seconds_per_step = median(seconds_per_step);
+        summary.burn_in_ignore_per_image = (!burn_in_ignore.is_empty())
+            .then(|| burn_in_ignore.iter().sum::<f64>() / burn_in_ignore.len() as f64);
         Ok(summary)
     }
 
     /// The validation with the highest score (the first of equals).
     pub fn best(&self) -> Option<&ValidationPoint> {
-        self.validations.iter().filter(|v| v.score.is_some()).fold(
-            None,
-            |best: Option<&ValidationPoint>, v| match best {
-                Some(b) if b.score >= v.score => Some(b),
-                _ => Some(v),
-            },
-        )
+        self.validations
+            .iter()
+            .filter(|v| v.score.is_some())
+            .reduce(|best, v| if v.score > best.score { v } else { best })
     }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 fn validation_point(step: u64, validation: &serde_json::Value) -> ValidationPoint {
@@ -184,6 +208,18 @@ impl fmt::Display for RunSummary {
                 writeln!(f, "| {}{mark} | {} |", v.step, cells.join(" | "))?;
             }
         }
+        if let Some(seconds) = self.median_seconds_per_step {
+            writeln!(
+                f,
+                "pace: {seconds:.3} s per step (median of the logged steps)"
+            )?;
+        }
+        if let Some(ignored) = self.burn_in_ignore_per_image {
+            writeln!(
+                f,
+                "burn-in: {ignored:.3} ignore regions per image (mean of the logged steps)"
+            )?;
+        }
         if let Some(m) = &self.mined {
             let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", 100.0 * v));
             writeln!(
@@ -222,9 +258,10 @@ mod tests {
     #[test]
     fn the_validation_curve_the_best_step_and_the_mined_share_that_is_real() {
         let metrics = [
-            r#"{"step":10,"loss":1.0,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
+            r#"{"step":5,"loss":1.2,"seconds_per_step":0.5,"ignore_per_image":0.25}"#,
+            r#"{"step":10,"loss":1.0,"seconds_per_step":0.7,"ignore_per_image":2.0,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
             VALIDATION,
-            r#"{"step":30,"loss":0.9,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
+            r#"{"step":30,"loss":0.9,"seconds_per_step":0.9,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
             r#"{"step":40,"validation":{"score":0.25,"metrics":{"harvester":{"ap":0.1,"mean_sens":0.25}}}}"#,
             r#"{"step":50,"lo"#,
         ]
@@ -244,6 +281,13 @@ mod tests {
         );
         assert!(text.contains("| 40 | 0.250 | 0.100 | - |"), "{text}");
         assert!(text.contains("4 lesions learned, 75% real"), "{text}");
+        assert_eq!(summary.median_seconds_per_step, Some(0.7));
+        assert_eq!(summary.burn_in_ignore_per_image, Some(0.25));
+        assert!(text.contains("pace: 0.700 s per step"), "{text}");
+        assert!(
+            text.contains("burn-in: 0.250 ignore regions per image"),
+            "{text}"
+        );
     }
 
     #[test]
