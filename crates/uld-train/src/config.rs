@@ -296,7 +296,13 @@ impl TrainConfig {
 
     /// Applies `a.b.c=VALUE` (VALUE in TOML syntax; bare words are strings).
     pub fn set(&mut self, assignment: &str) -> Result<()> {
-        *self = uld_core::overrides::with_override(self, assignment)?;
+        self.set_all([assignment])
+    }
+
+    /// Applies every assignment, then validates: coupled fields (such as
+    /// `mining.tau_low` <= `mining.tau_high`) may change in any order.
+    pub fn set_all<'a>(&mut self, assignments: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        *self = uld_core::overrides::with_overrides(self, assignments)?;
         self.validate()
     }
 
@@ -530,6 +536,24 @@ mod tests {
         let config: TrainConfig = toml::from_str(&old).unwrap();
         assert_eq!(config.sample.target_spacing_mm, Some(1.0));
         assert_eq!(config.sample.max_side, Some(256));
+    }
+
+    #[test]
+    fn coupled_overrides_apply_in_any_order_and_the_result_is_validated() {
+        for order in [
+            ["mining.tau_high=0.45", "mining.tau_low=0.45"],
+            ["mining.tau_low=0.45", "mining.tau_high=0.45"],
+        ] {
+            let mut config = TrainConfig::preset("small").unwrap();
+            config.set_all(order).unwrap();
+            assert_eq!((config.mining.tau_low, config.mining.tau_high), (0.45, 0.45));
+        }
+        let mut config = TrainConfig::preset("small").unwrap();
+        let err = config
+            .set_all(["mining.tau_high=0.45", "steps=10"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mining.tau_low"), "{err}");
     }
 
     #[test]

@@ -10,12 +10,14 @@ use tch::{Device, Tensor};
 use uld_core::{Box2, Error, Result};
 use uld_data::augment::Affine2;
 use uld_data::loader::ViewMode;
-use uld_model::{BuildDetector, Detector, ImageTargets, ModelConfig, build_detector};
+use uld_model::{BuildDetector, Detection, Detector, ImageTargets, ModelConfig, build_detector};
 
 use crate::batch::{ReadyBatch, ReadyView, annotated_targets};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
-use crate::mining::{MiningConfig, burn_in_ignore_regions, merge_pseudo_labels, outside_negatives};
+use crate::mining::{
+    MiningConfig, burn_in_ignore_regions, flip_consistent, merge_pseudo_labels, outside_negatives,
+};
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -133,6 +135,35 @@ impl<D> Mining<D> {
     }
 }
 
+impl<D: Detector> Mining<D> {
+    /// The teacher's `(box, score)` predictions per image, in the pixels of
+    /// `images`; with `teacher_flip`, those of the images and their mirror
+    /// images together ([`flip_consistent`]).
+    fn teacher_predictions(&self, images: &Tensor) -> Vec<Vec<(Box2, f32)>> {
+        let pairs = |detections: Vec<Detection>, map: &Affine2| -> Vec<(Box2, f32)> {
+            detections
+                .into_iter()
+                .map(|d| (map.map_box(&d.bbox), d.score))
+                .collect()
+        };
+        let direct = self.teacher.predict(images);
+        if !self.config.teacher_flip {
+            return direct
+                .into_iter()
+                .map(|d| pairs(d, &Affine2::IDENTITY))
+                .collect();
+        }
+        let width = images.size().last().copied().unwrap_or_default();
+        let back = Affine2::flip_x(width as f64);
+        let mirrored = self.teacher.predict(&images.flip([-1]));
+        direct
+            .into_iter()
+            .zip(mirrored)
+            .map(|(d, m)| flip_consistent(&pairs(d, &Affine2::IDENTITY), &pairs(m, &back)))
+            .collect()
+    }
+}
+
 /// A teacher prediction moved into the student's view, clipped to it.
 fn to_student_view(b: &Box2, map: &Affine2, size: [usize; 2]) -> Option<Box2> {
     let moved = map.map_box(b).clip(size[0] as f32, size[1] as f32);
@@ -163,9 +194,9 @@ impl<D: Detector> Objective for Mining<D> {
         }
         // With one view for both, the teacher reads the student's images.
         let predictions = if std::ptr::eq(teacher_view, student_view) {
-            self.teacher.predict(&images)
+            self.teacher_predictions(&images)
         } else {
-            self.teacher.predict(&teacher_view.images_on(device))
+            self.teacher_predictions(&teacher_view.images_on(device))
         };
         let mut score = MinedScore::default();
         let (mut pseudo_count, mut ignored_count) = (0, 0);
@@ -176,15 +207,9 @@ impl<D: Detector> Objective for Mining<D> {
                 .ok_or_else(|| Error::invalid("view", "a teacher view cannot be inverted"))?;
             let moved: Vec<(Box2, f32)> = preds
                 .iter()
-                .filter_map(|d| {
-                    Some((
-                        to_student_view(
-                            &d.bbox.clip(from.size[0] as f32, from.size[1] as f32),
-                            &map,
-                            to.size,
-                        )?,
-                        d.score,
-                    ))
+                .filter_map(|(b, score)| {
+                    let b = b.clip(from.size[0] as f32, from.size[1] as f32);
+                    Some((to_student_view(&b, &map, to.size)?, *score))
                 })
                 .collect();
             let negatives: Vec<Box2> = self

@@ -101,9 +101,7 @@ pub fn load_trained_with<D: BuildDetector>(
         (dir, path.to_path_buf(), vec!["", "teacher", "model"])
     };
     let mut config = TrainConfig::load(&dir.join("config.toml"))?;
-    for assignment in overrides {
-        config.set(assignment)?;
-    }
+    config.set_all(overrides.iter().map(String::as_str))?;
     let mut store = VarStore::new(device);
     let detector = build_detector(&store, &config.model, None)?;
     let bad = |m: String| Error::data(Location::file(&weights), m);

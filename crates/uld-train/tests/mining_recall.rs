@@ -6,7 +6,8 @@
 //! them, so they stay lesions. A third run has the same EMA teacher as
 //! mining but learns no pseudo lesions, so the margin is mining's, not the
 //! slower teacher's. A burn-in that ignores its own predictions away from
-//! the labels (and learns none of them) keeps them too.
+//! the labels (and learns none of them) keeps them too, and so does mining
+//! whose teacher scores a box by its agreement with the mirror image.
 
 use std::path::Path;
 
@@ -189,6 +190,10 @@ fn mining_keeps_finding_unlabelled_training_lesions_that_supervised_training_for
     guarded_burn_in.mining.burn_in_fraction = 1.0;
     guarded_burn_in.mining.burn_in_ignore = true;
     let guarded = teacher_recall(&guarded_burn_in);
+    // a teacher whose score is its agreement with its mirror image
+    let mut mirrored = mining.clone();
+    mirrored.mining.teacher_flip = true;
+    let agreed = teacher_recall(&mirrored).recall().unwrap();
 
     let (f, e, k, g) = (
         forgot.recall().unwrap(),
@@ -198,8 +203,12 @@ fn mining_keeps_finding_unlabelled_training_lesions_that_supervised_training_for
     );
     eprintln!(
         "unlabelled-lesion recall: start {:.3}, supervised {f:.3}, its EMA teacher {e:.3}, \
-         mining {k:.3}, ignoring burn-in {g:.3}",
+         mining {k:.3}, ignoring burn-in {g:.3}, mirror-agreeing teacher {agreed:.3}",
         before.recall().unwrap()
+    );
+    assert!(
+        agreed >= f + 0.2,
+        "mining with a mirror-agreeing teacher keeps {agreed:.3}, supervised {f:.3}"
     );
     assert!(
         g >= f + 0.2,

@@ -47,9 +47,7 @@ impl ConfigArgs {
         if let Some(device) = &self.device {
             config.device = device.clone();
         }
-        for assignment in &self.overrides {
-            config.set(assignment)?;
-        }
+        config.set_all(self.overrides.iter().map(String::as_str))?;
         config.validate()?;
         Ok(config)
     }
