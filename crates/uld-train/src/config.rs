@@ -546,7 +546,10 @@ mod tests {
         ] {
             let mut config = TrainConfig::preset("small").unwrap();
             config.set_all(order).unwrap();
-            assert_eq!((config.mining.tau_low, config.mining.tau_high), (0.45, 0.45));
+            assert_eq!(
+                (config.mining.tau_low, config.mining.tau_high),
+                (0.45, 0.45)
+            );
         }
         let mut config = TrainConfig::preset("small").unwrap();
         let err = config

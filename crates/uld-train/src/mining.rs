@@ -393,7 +393,7 @@ mod tests {
         let direct = [(b(100.0, 100.0, 20.0), 0.75), (b(10.0, 10.0, 12.0), 0.625)];
         let mirrored = [
             (b(300.0, 40.0, 16.0), 0.875), // only the mirror image sees it
-            (b(102.0, 100.0, 20.0), 0.5),   // the first lesion again
+            (b(102.0, 100.0, 20.0), 0.5),  // the first lesion again
         ];
         let fused = flip_consistent(&direct, &mirrored);
         assert_eq!(
