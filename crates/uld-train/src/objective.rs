@@ -140,26 +140,25 @@ impl<D: Detector> Mining<D> {
     /// `images`; with `teacher_flip`, those of the images and their mirror
     /// images together ([`flip_consistent`]).
     fn teacher_predictions(&self, images: &Tensor) -> Vec<Vec<(Box2, f32)>> {
-        let pairs = |detections: Vec<Detection>, map: &Affine2| -> Vec<(Box2, f32)> {
-            detections
-                .into_iter()
-                .map(|d| (map.map_box(&d.bbox), d.score))
-                .collect()
+        let pairs = |detections: Vec<Detection>| -> Vec<(Box2, f32)> {
+            detections.into_iter().map(|d| (d.bbox, d.score)).collect()
         };
-        let direct = self.teacher.predict(images);
+        let direct = self.teacher.predict(images).into_iter().map(pairs);
         if !self.config.teacher_flip {
-            return direct
-                .into_iter()
-                .map(|d| pairs(d, &Affine2::IDENTITY))
-                .collect();
+            return direct.collect();
         }
         let width = images.size().last().copied().unwrap_or_default();
         let back = Affine2::flip_x(width as f64);
         let mirrored = self.teacher.predict(&images.flip([-1]));
         direct
-            .into_iter()
             .zip(mirrored)
-            .map(|(d, m)| flip_consistent(&pairs(d, &Affine2::IDENTITY), &pairs(m, &back)))
+            .map(|(direct, mirrored)| {
+                let mirrored_back: Vec<(Box2, f32)> = mirrored
+                    .into_iter()
+                    .map(|d| (back.map_box(&d.bbox), d.score))
+                    .collect();
+                flip_consistent(&direct, &mirrored_back)
+            })
             .collect()
     }
 }

@@ -4,13 +4,17 @@
 //! on synthetic data, how real the mined lesions were. The val figures of a
 //! tuning study are read with it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use uld_core::{Error, Location, Result};
 
+use uld_model::bench::Timings;
+
 use crate::config::{Mode, TrainConfig};
+use crate::mined::MinedScore;
 
 /// The headline metrics of a validation, per protocol.
 const HEADLINES: [(&str, &str); 3] = [
@@ -33,21 +37,7 @@ pub struct ValidationPoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MinedTelemetry {
     pub logged_steps: usize,
-    pub mined_true: f64,
-    pub mined_false: f64,
-    pub unlabelled: f64,
-    pub unlabelled_found: f64,
-}
-
-impl MinedTelemetry {
-    pub fn precision(&self) -> Option<f64> {
-        let mined = self.mined_true + self.mined_false;
-        (mined > 0.0).then(|| self.mined_true / mined)
-    }
-
-    pub fn recall(&self) -> Option<f64> {
-        (self.unlabelled > 0.0).then(|| self.unlabelled_found / self.unlabelled)
-    }
+    pub score: MinedScore,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,14 +110,10 @@ impl RunSummary {
                 summary.validations.push(validation_point(step, validation));
             } else if burn_in.is_some_and(|last| step <= last) {
                 burn_in_ignore.extend(value("ignore_per_image"));
-            } else if row.get("mined_true").is_some() {
+            } else if let Some(score) = MinedScore::from_stats(&numbers(&row)) {
                 let mined = summary.mined.get_or_insert_with(MinedTelemetry::default);
-                let count = |key: &str| value(key).unwrap_or(0.0);
                 mined.logged_steps += 1;
-                mined.mined_true += count("mined_true");
-                mined.mined_false += count("mined_false");
-                mined.unlabelled += count("unlabelled");
-                mined.unlabelled_found += count("unlabelled_found");
+                mined.score.merge(&score);
             }
         }
         summary.median_seconds_per_step = median(seconds_per_step);
@@ -145,9 +131,17 @@ impl RunSummary {
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+fn median(seconds: Vec<f64>) -> Option<f64> {
+    (!seconds.is_empty()).then(|| Timings { seconds }.median())
+}
+
+/// A logged row's numeric fields, as a step's statistics.
+fn numbers(row: &serde_json::Value) -> BTreeMap<String, f64> {
+    row.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, v)| Some((key.clone(), v.as_f64()?)))
+        .collect()
 }
 
 fn validation_point(step: u64, validation: &serde_json::Value) -> ValidationPoint {
@@ -220,14 +214,18 @@ impl fmt::Display for RunSummary {
                 "burn-in: {ignored:.3} ignore regions per image (mean of the logged steps)"
             )?;
         }
-        if let Some(m) = &self.mined {
+        if let Some(MinedTelemetry {
+            logged_steps,
+            score: m,
+        }) = &self.mined
+        {
             let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", 100.0 * v));
             writeln!(
                 f,
                 "mined, over {} logged steps: {:.0} lesions learned, {} real; {:.0} of {:.0} \
                  unlabelled lesions in those batches found ({})",
-                m.logged_steps,
-                m.mined_true + m.mined_false,
+                logged_steps,
+                m.true_mined + m.false_mined,
                 pct(m.precision()),
                 m.unlabelled_found,
                 m.unlabelled,
@@ -271,7 +269,7 @@ mod tests {
         assert_eq!(summary.last_step, Some(40));
         assert_eq!(summary.validations.len(), 2);
         assert_eq!(summary.best().unwrap().step, 20);
-        let mined = summary.mined.clone().unwrap();
+        let mined = summary.mined.clone().unwrap().score;
         assert_eq!(mined.precision(), Some(0.75));
         assert_eq!(mined.recall(), Some(3.0 / 8.0));
         let text = summary.to_string();

@@ -47,8 +47,8 @@ impl ConfigArgs {
         if let Some(device) = &self.device {
             config.device = device.clone();
         }
+        // Validates the result, overrides or none.
         config.set_all(self.overrides.iter().map(String::as_str))?;
-        config.validate()?;
         Ok(config)
     }
 }
