@@ -5,6 +5,7 @@
 //! export, the experiments (`experiment`: the mining benchmark, the demo)
 //! and detection on whole scans (`scan`, `scan_outputs`, `scan_run`).
 
+pub mod bank;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

@@ -26,6 +26,11 @@
 //! both views find keeps the mean of their scores, one only a single view
 //! finds half its score, so a view-specific false positive must score twice
 //! as high to be mined.
+//!
+//! With a prediction bank (`bank_visits` > 0), a confident prediction is
+//! learned only once it recurs: found on at least `bank_hits` of its image's
+//! last `bank_visits` visits (`crate::bank`); until then it is neither
+//! learned nor ignored.
 
 use serde::{Deserialize, Serialize};
 use uld_core::{Box2, Error, Result};
@@ -59,6 +64,12 @@ pub struct MiningConfig {
     /// The teacher's score of a box is its mean over the image and its
     /// mirror image (a view that misses the box scores it 0).
     pub teacher_flip: bool,
+    /// The visits of an image the prediction bank remembers; 0: no bank,
+    /// every confident prediction is learned at once.
+    pub bank_visits: usize,
+    /// Of those visits (this one included), on how many a confident
+    /// prediction must be found before it is learned.
+    pub bank_hits: usize,
 }
 
 impl Default for MiningConfig {
@@ -76,6 +87,8 @@ impl Default for MiningConfig {
             soft_weights: false,
             burn_in_ignore: false,
             teacher_flip: false,
+            bank_visits: 0,
+            bank_hits: 2,
         }
     }
 }
@@ -117,7 +130,21 @@ impl MiningConfig {
                 format!("must be in [0, 1], got {}", self.same_lesion_overlap),
             );
         }
+        if self.bank_visits > 0 && !(1..=self.bank_visits).contains(&self.bank_hits) {
+            return invalid(
+                "bank_hits",
+                format!(
+                    "must be in [1, bank_visits = {}], got {}",
+                    self.bank_visits, self.bank_hits
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether confident predictions wait in the prediction bank until they recur.
+    pub fn banked(&self) -> bool {
+        self.bank_visits > 0
     }
 
     /// What the student learns from the teacher, as a phrase: "learned
@@ -133,8 +160,16 @@ impl MiningConfig {
         } else {
             "teacher's predictions"
         };
+        let recurring = if self.banked() {
+            format!(
+                ", once found on {} of their image's last {} visits",
+                self.bank_hits, self.bank_visits
+            )
+        } else {
+            String::new()
+        };
         let mut rule = format!(
-            "learned the {teacher} scoring at least {} as lesions (at most {} per \
+            "learned the {teacher} scoring at least {}{recurring} as lesions (at most {} per \
              image{weights})",
             self.tau_high, self.max_pseudo_per_image
         );
@@ -188,14 +223,14 @@ pub fn outside_negatives(
         .collect()
 }
 
-/// The IoU at which a prediction on the mirror image, mirrored back, is the
-/// same box as a prediction on the image: a lesion gives nearly the same
-/// box in both views.
-pub const FLIP_MATCH_IOU: f32 = 0.5;
+/// The IoU at which two predictions of one image from two views (the
+/// mirror image's, mirrored back) or two visits are the same box: a lesion
+/// gives nearly the same box each time.
+pub const SAME_BOX_IOU: f32 = 0.5;
 
 /// One image's predictions from two views, `direct` and `mirrored` (the
 /// mirror image's, already mirrored back), as one set. Matched greedily by
-/// descending score at IoU >= [`FLIP_MATCH_IOU`], a pair becomes its mean box
+/// descending score at IoU >= [`SAME_BOX_IOU`], a pair becomes its mean box
 /// with the mean score; a prediction one view alone makes keeps its box
 /// with half its score.
 pub fn flip_consistent(direct: &[(Box2, f32)], mirrored: &[(Box2, f32)]) -> Vec<(Box2, f32)> {
@@ -208,7 +243,7 @@ pub fn flip_consistent(direct: &[(Box2, f32)], mirrored: &[(Box2, f32)]) -> Vec<
         let partner = mirrored
             .iter()
             .enumerate()
-            .filter(|(j, (m, _))| !taken[*j] && m.iou(&b) >= FLIP_MATCH_IOU)
+            .filter(|(j, (m, _))| !taken[*j] && m.iou(&b) >= SAME_BOX_IOU)
             .max_by(|x, y| x.1.1.total_cmp(&y.1.1));
         match partner {
             Some((j, &(m, other))) => {
@@ -422,6 +457,18 @@ mod tests {
                 .contains("mining.tau_low")
         );
         assert_eq!(MiningConfig::default().burn_in_steps(1000), 150);
+        let too_many_hits = MiningConfig {
+            bank_visits: 3,
+            bank_hits: 4,
+            ..MiningConfig::default()
+        };
+        assert!(
+            too_many_hits
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("mining.bank_hits")
+        );
     }
 
     #[test]
@@ -435,5 +482,11 @@ mod tests {
         }
         .rule();
         assert!(soft.contains("weighted by their score") && !soft.contains("ignored"));
+        let banked = MiningConfig {
+            bank_visits: 3,
+            ..MiningConfig::default()
+        }
+        .rule();
+        assert!(banked.contains("once found on 2 of their image's last 3 visits"));
     }
 }

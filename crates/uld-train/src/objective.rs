@@ -12,6 +12,7 @@ use uld_data::augment::Affine2;
 use uld_data::loader::ViewMode;
 use uld_model::{BuildDetector, Detection, Detector, ImageTargets, ModelConfig, build_detector};
 
+use crate::bank::PredictionBank;
 use crate::batch::{ReadyBatch, ReadyView, annotated_targets};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
@@ -47,6 +48,15 @@ pub trait Objective {
     /// The teacher as a detector (what validation and `uld detect` use).
     fn teacher_detector(&self) -> Option<&dyn Detector> {
         None
+    }
+    /// State besides weights that an exact resume needs, saved in each
+    /// checkpoint's metadata; `None` when there is none.
+    fn state(&self) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+    /// Restores what [`Objective::state`] saved.
+    fn restore_state(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -89,6 +99,8 @@ pub struct Mining<D> {
     /// Per dataset item, regions a reviewer rejected (original pixels):
     /// the teacher's predictions on them are not mined.
     negatives: Vec<Vec<Box2>>,
+    /// Used with `bank_visits` > 0.
+    bank: PredictionBank,
 }
 
 impl<D: BuildDetector> Mining<D> {
@@ -108,6 +120,7 @@ impl<D: BuildDetector> Mining<D> {
             teacher,
             complete,
             negatives: Vec::new(),
+            bank: PredictionBank::default(),
         })
     }
 
@@ -198,7 +211,7 @@ impl<D: Detector> Objective for Mining<D> {
             self.teacher_predictions(&teacher_view.images_on(device))
         };
         let mut score = MinedScore::default();
-        let (mut pseudo_count, mut ignored_count) = (0, 0);
+        let (mut pseudo_count, mut ignored_count, mut held_count) = (0, 0, 0);
         for (i, (target, preds)) in targets.iter_mut().zip(predictions).enumerate() {
             let from = &teacher_view.targets[i];
             let to = &student_view.targets[i];
@@ -218,7 +231,23 @@ impl<D: Detector> Objective for Mining<D> {
                 .iter()
                 .filter_map(|n| to_student_view(n, &to.to_view, to.size))
                 .collect();
-            let moved = outside_negatives(moved, &negatives, &self.config);
+            let mut moved = outside_negatives(moved, &negatives, &self.config);
+            if self.config.banked() {
+                let to_original = to
+                    .to_view
+                    .inverse()
+                    .ok_or_else(|| Error::invalid("view", "a student view cannot be inverted"))?;
+                let (recurring, held) = self.bank.keep_recurring(
+                    batch.indices[i],
+                    moved.clone(),
+                    &to_original,
+                    &self.config,
+                );
+                // The burn-in only fills the bank.
+                if !burning_in {
+                    (moved, held_count) = (recurring, held_count + held);
+                }
+            }
             if burning_in {
                 let ignore = burn_in_ignore_regions(&target.boxes, &moved, &self.config);
                 ignored_count += ignore.len();
@@ -245,6 +274,9 @@ impl<D: Detector> Objective for Mining<D> {
         let n = targets.len().max(1) as f64;
         stats.insert("pseudo_per_image".into(), pseudo_count as f64 / n);
         stats.insert("ignore_per_image".into(), ignored_count as f64 / n);
+        if self.config.banked() && !burning_in {
+            stats.insert("held_per_image".into(), held_count as f64 / n);
+        }
         if self.complete.is_some() && !burning_in {
             stats.insert("mined_true".into(), score.true_mined as f64);
             stats.insert("mined_false".into(), score.false_mined as f64);
@@ -285,6 +317,23 @@ impl<D: Detector> Objective for Mining<D> {
 
     fn teacher_detector(&self) -> Option<&dyn Detector> {
         Some(&self.teacher)
+    }
+
+    fn state(&self) -> Result<Option<serde_json::Value>> {
+        if !self.config.banked() {
+            return Ok(None);
+        }
+        serde_json::to_value(&self.bank)
+            .map(Some)
+            .map_err(|e| Error::invalid("prediction bank", e.to_string()))
+    }
+
+    fn restore_state(&mut self, state: serde_json::Value) -> Result<()> {
+        if self.config.banked() {
+            self.bank = serde_json::from_value(state)
+                .map_err(|e| Error::invalid("prediction bank", e.to_string()))?;
+        }
+        Ok(())
     }
 }
 

@@ -53,6 +53,9 @@ pub struct RunSummary {
     /// Mean ignore regions per image over the logged steps of a mining
     /// run's burn-in (`mining.burn_in_ignore`).
     pub burn_in_ignore_per_image: Option<f64>,
+    /// Mean confident predictions per image the prediction bank held back
+    /// (not yet recurring) over the logged mining steps (`mining.bank_visits`).
+    pub bank_held_per_image: Option<f64>,
     /// Absent for supervised runs and runs without complete annotations.
     pub mined: Option<MinedTelemetry>,
 }
@@ -76,6 +79,7 @@ impl RunSummary {
             validations: Vec::new(),
             median_seconds_per_step: None,
             burn_in_ignore_per_image: None,
+            bank_held_per_image: None,
             mined: None,
         };
         // The last step of a mining run's burn-in (steps are logged from 1).
@@ -83,6 +87,7 @@ impl RunSummary {
             (config.mode == Mode::Mining).then(|| config.mining.burn_in_steps(config.steps));
         let mut seconds_per_step = Vec::new();
         let mut burn_in_ignore = Vec::new();
+        let mut bank_held = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let row = match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(row) => row,
@@ -111,14 +116,15 @@ impl RunSummary {
             } else if burn_in.is_some_and(|last| step <= last) {
                 burn_in_ignore.extend(value("ignore_per_image"));
             } else if let Some(score) = MinedScore::from_stats(&numbers(&row)) {
+                bank_held.extend(value("held_per_image"));
                 let mined = summary.mined.get_or_insert_with(MinedTelemetry::default);
                 mined.logged_steps += 1;
                 mined.score.merge(&score);
             }
         }
         summary.median_seconds_per_step = median(seconds_per_step);
-        summary.burn_in_ignore_per_image = (!burn_in_ignore.is_empty())
-            .then(|| burn_in_ignore.iter().sum::<f64>() / burn_in_ignore.len() as f64);
+        summary.burn_in_ignore_per_image = mean(&burn_in_ignore);
+        summary.bank_held_per_image = mean(&bank_held);
         Ok(summary)
     }
 
@@ -129,6 +135,10 @@ impl RunSummary {
             .filter(|v| v.score.is_some())
             .reduce(|best, v| if v.score > best.score { v } else { best })
     }
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 fn median(seconds: Vec<f64>) -> Option<f64> {
@@ -214,6 +224,13 @@ impl fmt::Display for RunSummary {
                 "burn-in: {ignored:.3} ignore regions per image (mean of the logged steps)"
             )?;
         }
+        if let Some(held) = self.bank_held_per_image {
+            writeln!(
+                f,
+                "prediction bank: {held:.3} confident boxes per image held back until they \
+                 recur (mean of the logged mining steps)"
+            )?;
+        }
         if let Some(MinedTelemetry {
             logged_steps,
             score: m,
@@ -257,9 +274,9 @@ mod tests {
     fn the_validation_curve_the_best_step_and_the_mined_share_that_is_real() {
         let metrics = [
             r#"{"step":5,"loss":1.2,"seconds_per_step":0.5,"ignore_per_image":0.25}"#,
-            r#"{"step":10,"loss":1.0,"seconds_per_step":0.7,"ignore_per_image":2.0,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
+            r#"{"step":10,"loss":1.0,"seconds_per_step":0.7,"ignore_per_image":2.0,"held_per_image":0.5,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
             VALIDATION,
-            r#"{"step":30,"loss":0.9,"seconds_per_step":0.9,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
+            r#"{"step":30,"loss":0.9,"seconds_per_step":0.9,"held_per_image":1.5,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
             r#"{"step":40,"validation":{"score":0.25,"metrics":{"harvester":{"ap":0.1,"mean_sens":0.25}}}}"#,
             r#"{"step":50,"lo"#,
         ]
@@ -284,6 +301,10 @@ mod tests {
         assert!(text.contains("pace: 0.700 s per step"), "{text}");
         assert!(
             text.contains("burn-in: 0.250 ignore regions per image"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prediction bank: 1.000 confident boxes per image held back"),
             "{text}"
         );
     }

@@ -83,6 +83,9 @@ struct CheckpointMeta {
     epoch: u64,
     skipped_nonfinite: u64,
     best: Option<Validation>,
+    /// The objective's state besides weights (a mining prediction bank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    objective: Option<serde_json::Value>,
 }
 
 /// What a finished run leaves.
@@ -170,6 +173,20 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
         Some(&mut optimizer),
     )?;
     let resumed_from = restored.as_ref().map(|r| r.step);
+    if ranks.is_some_and(|g| g.world() > 1) && objective.state()?.is_some() {
+        return Err(Error::invalid(
+            "training",
+            "the mining prediction bank (`mining.bank_visits`) runs in one process only",
+        ));
+    }
+    if let Some(state) = restored.as_ref().and_then(|r| r.meta.objective.clone()) {
+        objective.restore_state(state).map_err(|e| {
+            Error::invalid(
+                format!("checkpoint in {}", checkpoints.display()),
+                e.to_string(),
+            )
+        })?;
+    }
     if let Some(group) = ranks {
         group.broadcast_variables(store)?;
     }
@@ -281,6 +298,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                     epoch,
                     skipped_nonfinite: guard.skipped,
                     best: best.clone(),
+                    objective: objective.state()?,
                 };
                 save_checkpoint(
                     &checkpoints,

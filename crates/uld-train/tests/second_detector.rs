@@ -1,7 +1,7 @@
 //! The teacher-student scheme wraps any detector: a CenterNet-style
 //! heatmap detector (tests/common/heatmap.rs), which shares nothing with
 //! the FCOS detector but the `Detector` traits, trains through the same
-//! `Mining` objective, checkpoints, resumes exactly and loads back as a
+//! `Mining` objective (with a prediction bank), checkpoints, resumes exactly and loads back as a
 //! trained run, with no change to uld-train.
 
 mod common;
@@ -25,6 +25,10 @@ fn config(steps: u64) -> TrainConfig {
     // (up to the per-image cap) whatever their score, to exercise the path.
     c.mining.tau_high = 0.0;
     c.mining.tau_low = 0.0;
+    // ... once a peak recurs: the prediction bank is state a resumed run
+    // must get back from the checkpoint.
+    c.mining.bank_visits = 3;
+    c.mining.bank_hits = 2;
     c.schedule.base_lr = 2e-3;
     // the schedule is that of a 40-step run however many steps this process
     // is asked for, as when a run is stopped and started again
@@ -93,6 +97,12 @@ fn a_heatmap_detector_trains_with_mining_and_resumes_exactly() {
         mined > 0.0,
         "the teacher mines pseudo lesions after the burn-in"
     );
+    let held: f64 = whole
+        .logs
+        .iter()
+        .filter_map(|l| l.objective.get("held_per_image"))
+        .sum();
+    assert!(held > 0.0, "the bank holds back peaks that do not recur");
     assert_ne!(
         weights(&whole.student.store),
         whole.teacher,
@@ -100,7 +110,8 @@ fn a_heatmap_detector_trains_with_mining_and_resumes_exactly() {
     );
 
     let split_dir = tempfile::tempdir().unwrap();
-    let stopped = run(split_dir.path(), &config(20));
+    // stopped mid-mining, with a bank to carry over
+    let stopped = run(split_dir.path(), &config(30));
     let resumed = run(split_dir.path(), &config(40));
     let curve = |logs: &[StepLog]| logs.iter().map(|l| (l.step, l.loss)).collect::<Vec<_>>();
     let joined: Vec<_> = curve(&stopped.logs)
