@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mined;
 pub mod mined_export;
 pub mod mining;
+pub mod mirror;
 pub mod nan_guard;
 pub mod objective;
 pub mod optim;

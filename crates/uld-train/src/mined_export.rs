@@ -11,10 +11,11 @@ use uld_data::deeplesion::{
     LesionRecord, MINED_SCORE, UNLABELLED_LESION, record_for_box, write_dl_info_with,
 };
 use uld_data::loader::KeyImage;
-use uld_model::BuildDetector;
+use uld_model::{BuildDetector, Detector};
 
 use crate::mined::{MinedImage, MinedScore, mine_key_images};
 use crate::mining::MiningConfig;
+use crate::mirror::MirrorConsistent;
 use crate::run::{complete_annotations, detect_settings, training_images};
 use crate::trained::{Weights, load_trained_weights};
 
@@ -40,7 +41,8 @@ impl MinedRun {
 }
 
 /// Mines the training key images of `data` with the `weights` of the run
-/// in `run` (a `D`), by the run's merge rule at `tau_high` if given.
+/// in `run` (a `D`), by the run's merge rule at `tau_high` if given (with
+/// `teacher_flip`, on each image and its mirror image, as in training).
 pub fn mine_run<D: BuildDetector>(
     data: &Path,
     records: &[LesionRecord],
@@ -58,7 +60,13 @@ pub fn mine_run<D: BuildDetector>(
     mining.validate()?;
     let images = training_images(data, records, &trained.config)?;
     let settings = detect_settings::<D>(&trained.config, device);
-    let mined = mine_key_images(&trained.detector, &settings, images.clone(), &mining)?;
+    let mirrored = MirrorConsistent(&trained.detector);
+    let teacher: &dyn Detector = if mining.teacher_flip {
+        &mirrored
+    } else {
+        &trained.detector
+    };
+    let mined = mine_key_images(teacher, &settings, images.clone(), &mining)?;
     let truth = complete_annotations(data, &images)?.map(|complete| {
         let mut score = MinedScore::default();
         let flags = mined

@@ -22,7 +22,7 @@
 //! pseudo-positive mining).
 //!
 //! With `teacher_flip`, the teacher also predicts on the mirror image, and
-//! the rule takes the two views' agreement (`flip_consistent`): a lesion
+//! the rule takes the two views' agreement (`crate::mirror`): a lesion
 //! both views find keeps the mean of their scores, one only a single view
 //! finds half its score, so a view-specific false positive must score twice
 //! as high to be mined.
@@ -228,47 +228,6 @@ pub fn outside_negatives(
 /// gives nearly the same box each time.
 pub const SAME_BOX_IOU: f32 = 0.5;
 
-/// One image's predictions from two views, `direct` and `mirrored` (the
-/// mirror image's, already mirrored back), as one set. Matched greedily by
-/// descending score at IoU >= [`SAME_BOX_IOU`], a pair becomes its mean box
-/// with the mean score; a prediction one view alone makes keeps its box
-/// with half its score.
-pub fn flip_consistent(direct: &[(Box2, f32)], mirrored: &[(Box2, f32)]) -> Vec<(Box2, f32)> {
-    let mut order: Vec<usize> = (0..direct.len()).collect();
-    order.sort_by(|&a, &b| direct[b].1.total_cmp(&direct[a].1));
-    let mut taken = vec![false; mirrored.len()];
-    let mut out = Vec::with_capacity(direct.len() + mirrored.len());
-    for i in order {
-        let (b, score) = direct[i];
-        let partner = mirrored
-            .iter()
-            .enumerate()
-            .filter(|(j, (m, _))| !taken[*j] && m.iou(&b) >= SAME_BOX_IOU)
-            .max_by(|x, y| x.1.1.total_cmp(&y.1.1));
-        match partner {
-            Some((j, &(m, other))) => {
-                taken[j] = true;
-                let mean = Box2::new(
-                    (b.x1 + m.x1) / 2.0,
-                    (b.y1 + m.y1) / 2.0,
-                    (b.x2 + m.x2) / 2.0,
-                    (b.y2 + m.y2) / 2.0,
-                );
-                out.push((mean, (score + other) / 2.0));
-            }
-            None => out.push((b, score / 2.0)),
-        }
-    }
-    out.extend(
-        mirrored
-            .iter()
-            .zip(&taken)
-            .filter(|(_, taken)| !**taken)
-            .map(|(&(m, score), _)| (m, score / 2.0)),
-    );
-    out
-}
-
 /// Merges the teacher's `(box, score)` predictions with an image's annotated boxes.
 pub fn merge_pseudo_labels(
     annotated: &[Box2],
@@ -421,27 +380,6 @@ mod tests {
             burn_in_ignore_regions(&gt, &preds, &config),
             vec![b(100.0, 100.0, 16.0), b(200.0, 50.0, 12.0)]
         );
-    }
-
-    #[test]
-    fn a_lesion_both_views_find_keeps_its_score_and_a_one_view_box_loses_half() {
-        let direct = [(b(100.0, 100.0, 20.0), 0.75), (b(10.0, 10.0, 12.0), 0.625)];
-        let mirrored = [
-            (b(300.0, 40.0, 16.0), 0.875), // only the mirror image sees it
-            (b(102.0, 100.0, 20.0), 0.5),  // the first lesion again
-        ];
-        let fused = flip_consistent(&direct, &mirrored);
-        assert_eq!(
-            fused,
-            vec![
-                (b(101.0, 100.0, 20.0), 0.625),
-                (b(10.0, 10.0, 12.0), 0.3125),
-                (b(300.0, 40.0, 16.0), 0.4375),
-            ]
-        );
-        let mined = merge_pseudo_labels(&[], &fused, &MiningConfig::default());
-        assert_eq!(mined.boxes, vec![b(101.0, 100.0, 20.0)]);
-        assert!(flip_consistent(&[], &[]).is_empty());
     }
 
     #[test]

@@ -10,15 +10,14 @@ use tch::{Device, Tensor};
 use uld_core::{Box2, Error, Result};
 use uld_data::augment::Affine2;
 use uld_data::loader::ViewMode;
-use uld_model::{BuildDetector, Detection, Detector, ImageTargets, ModelConfig, build_detector};
+use uld_model::{BuildDetector, Detector, ImageTargets, ModelConfig, build_detector};
 
 use crate::bank::PredictionBank;
 use crate::batch::{ReadyBatch, ReadyView, annotated_targets};
 use crate::ema::ema_update;
 use crate::mined::MinedScore;
-use crate::mining::{
-    MiningConfig, burn_in_ignore_regions, flip_consistent, merge_pseudo_labels, outside_negatives,
-};
+use crate::mining::{MiningConfig, burn_in_ignore_regions, merge_pseudo_labels, outside_negatives};
+use crate::mirror::MirrorConsistent;
 
 /// The student's input and targets for one step, and numbers to log.
 pub struct Prepared {
@@ -151,27 +150,16 @@ impl<D> Mining<D> {
 impl<D: Detector> Mining<D> {
     /// The teacher's `(box, score)` predictions per image, in the pixels of
     /// `images`; with `teacher_flip`, those of the images and their mirror
-    /// images together ([`flip_consistent`]).
+    /// images together ([`MirrorConsistent`]).
     fn teacher_predictions(&self, images: &Tensor) -> Vec<Vec<(Box2, f32)>> {
-        let pairs = |detections: Vec<Detection>| -> Vec<(Box2, f32)> {
-            detections.into_iter().map(|d| (d.bbox, d.score)).collect()
+        let detections = if self.config.teacher_flip {
+            MirrorConsistent(&self.teacher).predict(images)
+        } else {
+            self.teacher.predict(images)
         };
-        let direct = self.teacher.predict(images).into_iter().map(pairs);
-        if !self.config.teacher_flip {
-            return direct.collect();
-        }
-        let width = images.size().last().copied().unwrap_or_default();
-        let back = Affine2::flip_x(width as f64);
-        let mirrored = self.teacher.predict(&images.flip([-1]));
-        direct
-            .zip(mirrored)
-            .map(|(direct, mirrored)| {
-                let mirrored_back: Vec<(Box2, f32)> = mirrored
-                    .into_iter()
-                    .map(|d| (back.map_box(&d.bbox), d.score))
-                    .collect();
-                flip_consistent(&direct, &mirrored_back)
-            })
+        detections
+            .into_iter()
+            .map(|ds| ds.into_iter().map(|d| (d.bbox, d.score)).collect())
             .collect()
     }
 }
