@@ -60,14 +60,14 @@ impl PredictionBank {
     /// `predictions` in a view's pixels (`to_original` maps them to the
     /// image's), remembering the confident ones (at least `tau_high`).
     /// Returns the predictions less the confident ones that do not recur
-    /// yet, and how many those were.
+    /// yet.
     pub fn keep_recurring(
         &mut self,
         item: usize,
-        predictions: Vec<(Box2, f32)>,
+        predictions: &[(Box2, f32)],
         to_original: &Affine2,
         config: &MiningConfig,
-    ) -> (Vec<(Box2, f32)>, usize) {
+    ) -> Vec<(Box2, f32)> {
         let confident = |score: f32| score >= config.tau_high;
         let original: Vec<Box2> = predictions
             .iter()
@@ -77,13 +77,11 @@ impl PredictionBank {
         let mut recurs = self
             .visit(item, &original, config.bank_visits, config.bank_hits)
             .into_iter();
-        let before = predictions.len();
-        let kept: Vec<(Box2, f32)> = predictions
-            .into_iter()
+        predictions
+            .iter()
             .filter(|(_, score)| !confident(*score) || recurs.next().unwrap_or(false))
-            .collect();
-        let held = before - kept.len();
-        (kept, held)
+            .copied()
+            .collect()
     }
 
     /// How many images have been visited.
@@ -128,5 +126,25 @@ mod tests {
             restored.visit(0, &[b(0.0, 0.0, 8.0)], 2, 2),
             bank.visit(0, &[b(0.0, 0.0, 8.0)], 2, 2)
         );
+    }
+
+    #[test]
+    fn a_confident_prediction_waits_for_its_second_visit_in_original_pixels() {
+        let config = MiningConfig {
+            bank_visits: 3,
+            ..MiningConfig::default()
+        };
+        let mut bank = PredictionBank::default();
+        // The first visit sees the image at twice its size, the second as is.
+        let zoomed = [(b(200.0, 200.0, 40.0), 0.9), (b(0.0, 0.0, 20.0), 0.2)];
+        let kept = bank.keep_recurring(3, &zoomed, &Affine2::scaling(0.5, 0.5), &config);
+        assert_eq!(
+            kept,
+            vec![zoomed[1]],
+            "the unsure box passes, the new one waits"
+        );
+        let plain = [(b(101.0, 100.0, 20.0), 0.8)];
+        let kept = bank.keep_recurring(3, &plain, &Affine2::IDENTITY, &config);
+        assert_eq!(kept, plain.to_vec(), "the same lesion again: learned");
     }
 }

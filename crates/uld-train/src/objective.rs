@@ -220,20 +220,19 @@ impl<D: Detector> Objective for Mining<D> {
                 .filter_map(|n| to_student_view(n, &to.to_view, to.size))
                 .collect();
             let mut moved = outside_negatives(moved, &negatives, &self.config);
+            // The student view's pixels -> the image's original pixels.
+            let to_original = to.to_view.inverse();
             if self.config.banked() {
-                let to_original = to
-                    .to_view
-                    .inverse()
+                let to_original = to_original
+                    .as_ref()
                     .ok_or_else(|| Error::invalid("view", "a student view cannot be inverted"))?;
-                let (recurring, held) = self.bank.keep_recurring(
-                    batch.indices[i],
-                    moved.clone(),
-                    &to_original,
-                    &self.config,
-                );
+                let recurring =
+                    self.bank
+                        .keep_recurring(batch.indices[i], &moved, to_original, &self.config);
                 // The burn-in only fills the bank.
                 if !burning_in {
-                    (moved, held_count) = (recurring, held_count + held);
+                    held_count += moved.len() - recurring.len();
+                    moved = recurring;
                 }
             }
             if burning_in {
@@ -243,7 +242,7 @@ impl<D: Detector> Objective for Mining<D> {
                 continue;
             }
             let pseudo = merge_pseudo_labels(&target.boxes, &moved, &self.config);
-            if let (Some(complete), Some(back)) = (&self.complete, to.to_view.inverse()) {
+            if let (Some(complete), Some(back)) = (&self.complete, &to_original) {
                 let item = batch.indices[i];
                 let mined: Vec<Box2> = pseudo.boxes.iter().map(|b| back.map_box(b)).collect();
                 let labelled: Vec<Box2> = to.boxes.iter().map(|b| back.map_box(b)).collect();
