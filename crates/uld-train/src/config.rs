@@ -197,11 +197,15 @@ impl TrainConfig {
             // did not help even when it was exactly the unlabelled lesions;
             // ignoring the teacher's confident predictions during the
             // burn-in did (at 0.5; at 0.3 the student's false positives
-            // were never corrected and the run collapsed).
+            // were never corrected and the run collapsed). Scoring a box by
+            // its agreement with the mirror image made the learned boxes
+            // 8-18 points more often real on three seeds, at the same recall
+            // and val sensitivity within a seed's spread.
             mining: MiningConfig {
                 tau_high: 0.5,
                 tau_low: 0.5,
                 burn_in_ignore: true,
+                teacher_flip: true,
                 ema_momentum: 0.99,
                 burn_in_fraction: 0.5,
                 max_pseudo_per_image: 2,

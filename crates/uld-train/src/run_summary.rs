@@ -40,6 +40,31 @@ pub struct MinedTelemetry {
     pub score: MinedScore,
 }
 
+/// Where a run's wall time went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunTime {
+    /// The logged steps' pace times the steps each logged window covers.
+    pub step_seconds: f64,
+    pub validations: usize,
+    pub validation_seconds: f64,
+}
+
+impl RunTime {
+    /// The time of two runs together.
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            step_seconds: self.step_seconds + other.step_seconds,
+            validations: self.validations + other.validations,
+            validation_seconds: self.validation_seconds + other.validation_seconds,
+        }
+    }
+
+    /// Validation's share of the run's wall time.
+    pub fn validation_share(&self) -> f64 {
+        self.validation_seconds / (self.step_seconds + self.validation_seconds).max(f64::EPSILON)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
     pub dir: PathBuf,
@@ -50,6 +75,9 @@ pub struct RunSummary {
     pub validations: Vec<ValidationPoint>,
     /// Median of the logged `seconds_per_step`.
     pub median_seconds_per_step: Option<f64>,
+    /// Wall time of the training steps and of the validations, for runs
+    /// whose validations logged their `seconds`.
+    pub time: Option<RunTime>,
     /// Mean ignore regions per image over the logged steps of a mining
     /// run's burn-in (`mining.burn_in_ignore`).
     pub burn_in_ignore_per_image: Option<f64>,
@@ -78,6 +106,7 @@ impl RunSummary {
             last_step: None,
             validations: Vec::new(),
             median_seconds_per_step: None,
+            time: None,
             burn_in_ignore_per_image: None,
             bank_held_per_image: None,
             mined: None,
@@ -86,6 +115,8 @@ impl RunSummary {
         let burn_in =
             (config.mode == Mode::Mining).then(|| config.mining.burn_in_steps(config.steps));
         let mut seconds_per_step = Vec::new();
+        let (mut step_seconds, mut last_timed_step) = (0.0, 0);
+        let mut validation_seconds = Vec::new();
         let mut burn_in_ignore = Vec::new();
         let mut bank_held = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -110,9 +141,12 @@ impl RunSummary {
             let value = |key: &str| row.get(key).and_then(|v| v.as_f64());
             if let Some(seconds) = value("seconds_per_step") {
                 seconds_per_step.push(seconds);
+                step_seconds += seconds * step.saturating_sub(last_timed_step) as f64;
+                last_timed_step = step;
             }
             if let Some(validation) = row.get("validation") {
                 summary.validations.push(validation_point(step, validation));
+                validation_seconds.extend(value("seconds"));
             } else if burn_in.is_some_and(|last| step <= last) {
                 burn_in_ignore.extend(value("ignore_per_image"));
             } else if let Some(score) = MinedScore::from_stats(&numbers(&row)) {
@@ -123,6 +157,11 @@ impl RunSummary {
             }
         }
         summary.median_seconds_per_step = median(seconds_per_step);
+        summary.time = (!validation_seconds.is_empty()).then(|| RunTime {
+            step_seconds,
+            validations: validation_seconds.len(),
+            validation_seconds: validation_seconds.iter().sum(),
+        });
         summary.burn_in_ignore_per_image = mean(&burn_in_ignore);
         summary.bank_held_per_image = mean(&bank_held);
         Ok(summary)
@@ -218,6 +257,22 @@ impl fmt::Display for RunSummary {
                 "pace: {seconds:.3} s per step (median of the logged steps)"
             )?;
         }
+        if let Some(time) = &self.time {
+            writeln!(
+                f,
+                "time: {:.1} min of training steps, {:.1} min validating ({} {}, {:.0}% of \
+                 the run)",
+                time.step_seconds / 60.0,
+                time.validation_seconds / 60.0,
+                time.validations,
+                if time.validations == 1 {
+                    "pass"
+                } else {
+                    "passes"
+                },
+                100.0 * time.validation_share(),
+            )?;
+        }
         if let Some(ignored) = self.burn_in_ignore_per_image {
             writeln!(
                 f,
@@ -277,7 +332,7 @@ mod tests {
             r#"{"step":10,"loss":1.0,"seconds_per_step":0.7,"ignore_per_image":2.0,"held_per_image":0.5,"mined_true":1.0,"mined_false":1.0,"unlabelled":4.0,"unlabelled_found":1.0}"#,
             VALIDATION,
             r#"{"step":30,"loss":0.9,"seconds_per_step":0.9,"held_per_image":1.5,"mined_true":2.0,"mined_false":0.0,"unlabelled":4.0,"unlabelled_found":2.0}"#,
-            r#"{"step":40,"validation":{"score":0.25,"metrics":{"harvester":{"ap":0.1,"mean_sens":0.25}}}}"#,
+            r#"{"step":40,"validation":{"score":0.25,"metrics":{"harvester":{"ap":0.1,"mean_sens":0.25}}},"seconds":39.0}"#,
             r#"{"step":50,"lo"#,
         ]
         .join("\n");
@@ -299,6 +354,16 @@ mod tests {
         assert_eq!(summary.median_seconds_per_step, Some(0.7));
         assert_eq!(summary.burn_in_ignore_per_image, Some(0.25));
         assert!(text.contains("pace: 0.700 s per step"), "{text}");
+        // 5 x 0.5 + 5 x 0.7 + 20 x 0.9 = 24 s of steps; one validation logged its time.
+        let time = summary.time.clone().unwrap();
+        assert!((time.step_seconds - 24.0).abs() < 1e-9, "{time:?}");
+        assert_eq!((time.validations, time.validation_seconds), (1, 39.0));
+        assert!(
+            text.contains(
+                "time: 0.4 min of training steps, 0.7 min validating (1 pass, 62% of the run)"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("burn-in: 0.250 ignore regions per image"),
             "{text}"

@@ -283,8 +283,16 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                 (validate_now, validator.as_deref_mut(), metrics.as_mut())
             {
                 let detector = objective.teacher_detector().unwrap_or(detector);
+                let started = Instant::now();
                 let result = v.validate(detector, step)?;
-                metrics.log(&serde_json::json!({"step": step, "validation": result}))?;
+                let seconds = started.elapsed().as_secs_f64();
+                metrics.log(&serde_json::json!({
+                    "step": step,
+                    "validation": result,
+                    "seconds": seconds,
+                }))?;
+                // The next window's pace counts training steps only.
+                window_start += started.elapsed();
                 observer.validated(step, &result);
                 if best.as_ref().is_none_or(|b| result.score > b.score) {
                     save_best(dir, store, objective.teacher(), &result)?;

@@ -66,10 +66,20 @@ fn the_mining_benchmark_trains_every_arm_per_seed_compares_them_and_resumes() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Machine:") && report.contains("Total wall time"));
+    // Where the time went: every run validates at least at its last step.
+    assert!(report.contains("min validating ("), "{report}");
+    assert!(
+        report.contains("Scoring every run on the test split: "),
+        "{report}"
+    );
     assert!(png_size(&out.join("froc_harvester.png")).0 > 0);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["seeds"], 2);
+    assert!(
+        json["run_time"]["validations"].as_u64().unwrap() >= 8,
+        "{json}"
+    );
     let arms = json["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 4);
     for arm in arms {

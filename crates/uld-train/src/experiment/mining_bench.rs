@@ -30,6 +30,7 @@ use crate::config::{Mode, TrainConfig};
 use crate::mined::{MinedScore, REVIEW_TAU};
 use crate::mined_export::{MinedRows, mine_run};
 use crate::run::{Labels, TrainingSet, complete_annotations, train_images_on};
+use crate::run_summary::{RunSummary, RunTime};
 use crate::trained::Weights;
 use crate::trainer::Observer;
 use crate::validate::{SplitScores, eval_config};
@@ -415,6 +416,11 @@ pub struct BenchResults {
     /// What (a)'s final weights mine for (d), per seed.
     pub offline_mined: Vec<Option<MinedScore>>,
     pub review_tau: f32,
+    /// The runs' training steps and validations, summed over the runs whose
+    /// validations logged their time.
+    pub run_time: Option<RunTime>,
+    /// Scoring every run on the test split, in this invocation.
+    pub scoring_seconds: f64,
 }
 
 impl BenchResults {
@@ -434,10 +440,15 @@ pub fn score_runs<D: BuildDetector>(
     trained: &[TrainedRun],
     device: Device,
 ) -> Result<BenchResults> {
+    let started = Instant::now();
     let data = setup.data();
     let boot = setup.bootstrap;
     let mut runs = Vec::new();
+    let mut run_time: Option<RunTime> = None;
     for &TrainedRun { run, seconds, .. } in trained {
+        if let Some(time) = RunSummary::read(&setup.run_dir(run))?.time {
+            run_time = Some(run_time.map_or(time.clone(), |total| total.plus(&time)));
+        }
         let scores = score_on_test::<D>(
             &data,
             records,
@@ -484,6 +495,8 @@ pub fn score_runs<D: BuildDetector>(
         teacher_mined,
         offline_mined,
         review_tau,
+        run_time,
+        scoring_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -647,6 +660,8 @@ pub struct Summary {
     pub comparisons: Vec<Comparison>,
     pub gap_closed: Vec<GapClosed>,
     pub mined: Vec<MinedSummary>,
+    pub run_time: Option<RunTime>,
+    pub scoring_seconds: f64,
     pub total_seconds: f64,
 }
 
@@ -843,6 +858,8 @@ impl Summary {
             comparisons,
             gap_closed: METRICS[..2].iter().filter_map(gap).collect(),
             mined,
+            run_time: results.run_time.clone(),
+            scoring_seconds: results.scoring_seconds,
             total_seconds,
         }
     }
@@ -956,6 +973,22 @@ impl Summary {
                 .collect();
             let _ = writeln!(s, "- {}: {}", arm.title, times.join(", "));
         }
+        if let Some(time) = &self.run_time {
+            let _ = writeln!(
+                s,
+                "\nThe runs' own logs (`uld info RUN`), all runs together: {:.1} min of training \
+                 steps, {:.1} min validating ({} passes, {:.0}% of their time).",
+                time.step_seconds / 60.0,
+                time.validation_seconds / 60.0,
+                time.validations,
+                100.0 * time.validation_share(),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nScoring every run on the test split: {:.1} min.",
+            self.scoring_seconds / 60.0
+        );
         let _ = writeln!(
             s,
             "\nTotal wall time: {:.1} min. Plots (seed 0): `froc_harvester.png`, \
