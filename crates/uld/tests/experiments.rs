@@ -67,6 +67,10 @@ fn the_mining_benchmark_trains_every_arm_per_seed_compares_them_and_resumes() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Machine:") && report.contains("Total wall time"));
     // Where the time went: every run validates at least at its last step.
+    assert!(
+        report.contains("8 of the 8 runs logged where their time went"),
+        "{report}"
+    );
     assert!(report.contains("min validating ("), "{report}");
     assert!(
         report.contains("Scoring every run on the test split: "),

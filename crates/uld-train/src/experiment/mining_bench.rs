@@ -417,8 +417,10 @@ pub struct BenchResults {
     pub offline_mined: Vec<Option<MinedScore>>,
     pub review_tau: f32,
     /// The runs' training steps and validations, summed over the runs whose
-    /// validations logged their time.
+    /// validations logged their time (older runs did not).
     pub run_time: Option<RunTime>,
+    /// How many runs `run_time` sums.
+    pub timed_runs: usize,
     /// Scoring every run on the test split, in this invocation.
     pub scoring_seconds: f64,
 }
@@ -444,10 +446,11 @@ pub fn score_runs<D: BuildDetector>(
     let data = setup.data();
     let boot = setup.bootstrap;
     let mut runs = Vec::new();
-    let mut run_time: Option<RunTime> = None;
+    let (mut run_time, mut timed_runs): (Option<RunTime>, usize) = (None, 0);
     for &TrainedRun { run, seconds, .. } in trained {
         if let Some(time) = RunSummary::read(&setup.run_dir(run))?.time {
             run_time = Some(run_time.map_or(time.clone(), |total| total.plus(&time)));
+            timed_runs += 1;
         }
         let scores = score_on_test::<D>(
             &data,
@@ -496,6 +499,7 @@ pub fn score_runs<D: BuildDetector>(
         offline_mined,
         review_tau,
         run_time,
+        timed_runs,
         scoring_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -661,6 +665,9 @@ pub struct Summary {
     pub gap_closed: Vec<GapClosed>,
     pub mined: Vec<MinedSummary>,
     pub run_time: Option<RunTime>,
+    /// How many of the runs `run_time` sums; runs trained before runs
+    /// logged their validations' time are left out.
+    pub timed_runs: usize,
     pub scoring_seconds: f64,
     pub total_seconds: f64,
 }
@@ -859,6 +866,7 @@ impl Summary {
             gap_closed: METRICS[..2].iter().filter_map(gap).collect(),
             mined,
             run_time: results.run_time.clone(),
+            timed_runs: results.timed_runs,
             scoring_seconds: results.scoring_seconds,
             total_seconds,
         }
@@ -976,8 +984,11 @@ impl Summary {
         if let Some(time) = &self.run_time {
             let _ = writeln!(
                 s,
-                "\nThe runs' own logs (`uld info RUN`), all runs together: {:.1} min of training \
-                 steps, {:.1} min validating ({} passes, {:.0}% of their time).",
+                "\n{} of the {} runs logged where their time went (`uld info RUN`); together: \
+                 {:.1} min of training steps, {:.1} min validating ({} passes, {:.0}% of their \
+                 time).",
+                self.timed_runs,
+                self.arms.len() * self.seeds,
                 time.step_seconds / 60.0,
                 time.validation_seconds / 60.0,
                 time.validations,
