@@ -81,7 +81,7 @@ fn the_mining_benchmark_trains_every_arm_per_seed_compares_them_and_resumes() {
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["seeds"], 2);
     assert!(
-        json["run_time"]["validations"].as_u64().unwrap() >= 8,
+        json["run_time"]["time"]["validations"].as_u64().unwrap() >= 8,
         "{json}"
     );
     let arms = json["arms"].as_array().unwrap();

@@ -416,13 +416,35 @@ pub struct BenchResults {
     /// What (a)'s final weights mine for (d), per seed.
     pub offline_mined: Vec<Option<MinedScore>>,
     pub review_tau: f32,
-    /// The runs' training steps and validations, summed over the runs whose
-    /// validations logged their time (older runs did not).
-    pub run_time: Option<RunTime>,
-    /// How many runs `run_time` sums.
-    pub timed_runs: usize,
+    pub run_time: Option<TimedRuns>,
     /// Scoring every run on the test split, in this invocation.
     pub scoring_seconds: f64,
+}
+
+/// The runs' training steps and validations, summed over the runs whose
+/// validations logged their time (runs trained before they did are left out).
+#[derive(Debug, Clone, Serialize)]
+pub struct TimedRuns {
+    pub runs: usize,
+    pub time: RunTime,
+}
+
+/// What the trained runs' `metrics.jsonl` say of their time; `None` when no
+/// run logged it.
+fn timed_runs(setup: &BenchSetup, trained: &[TrainedRun]) -> Result<Option<TimedRuns>> {
+    let mut total: Option<TimedRuns> = None;
+    for t in trained {
+        if let Some(time) = RunSummary::read(&setup.run_dir(t.run))?.time {
+            total = Some(match total {
+                None => TimedRuns { runs: 1, time },
+                Some(sum) => TimedRuns {
+                    runs: sum.runs + 1,
+                    time: sum.time.plus(&time),
+                },
+            });
+        }
+    }
+    Ok(total)
 }
 
 impl BenchResults {
@@ -446,12 +468,7 @@ pub fn score_runs<D: BuildDetector>(
     let data = setup.data();
     let boot = setup.bootstrap;
     let mut runs = Vec::new();
-    let (mut run_time, mut timed_runs): (Option<RunTime>, usize) = (None, 0);
     for &TrainedRun { run, seconds, .. } in trained {
-        if let Some(time) = RunSummary::read(&setup.run_dir(run))?.time {
-            run_time = Some(run_time.map_or(time.clone(), |total| total.plus(&time)));
-            timed_runs += 1;
-        }
         let scores = score_on_test::<D>(
             &data,
             records,
@@ -498,9 +515,8 @@ pub fn score_runs<D: BuildDetector>(
         teacher_mined,
         offline_mined,
         review_tau,
-        run_time,
-        timed_runs,
         scoring_seconds: started.elapsed().as_secs_f64(),
+        run_time: timed_runs(setup, trained)?,
     })
 }
 
@@ -664,10 +680,7 @@ pub struct Summary {
     pub comparisons: Vec<Comparison>,
     pub gap_closed: Vec<GapClosed>,
     pub mined: Vec<MinedSummary>,
-    pub run_time: Option<RunTime>,
-    /// How many of the runs `run_time` sums; runs trained before runs
-    /// logged their validations' time are left out.
-    pub timed_runs: usize,
+    pub run_time: Option<TimedRuns>,
     pub scoring_seconds: f64,
     pub total_seconds: f64,
 }
@@ -866,7 +879,6 @@ impl Summary {
             gap_closed: METRICS[..2].iter().filter_map(gap).collect(),
             mined,
             run_time: results.run_time.clone(),
-            timed_runs: results.timed_runs,
             scoring_seconds: results.scoring_seconds,
             total_seconds,
         }
@@ -981,13 +993,13 @@ impl Summary {
                 .collect();
             let _ = writeln!(s, "- {}: {}", arm.title, times.join(", "));
         }
-        if let Some(time) = &self.run_time {
+        if let Some(TimedRuns { runs, time }) = &self.run_time {
             let _ = writeln!(
                 s,
                 "\n{} of the {} runs logged where their time went (`uld info RUN`); together: \
                  {:.1} min of training steps, {:.1} min validating ({} passes, {:.0}% of their \
                  time).",
-                self.timed_runs,
+                runs,
                 self.arms.len() * self.seeds,
                 time.step_seconds / 60.0,
                 time.validation_seconds / 60.0,
