@@ -104,7 +104,9 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     // A step's parts once its batch is at hand, in seconds.
     let mut step_on = |batch: &ReadyBatch| -> Result<[f64; 3]> {
         let start = Instant::now();
-        let prepared = objective.prepare(step, batch, device)?;
+        let prepared = config
+            .precision
+            .run(device, || objective.prepare(step, batch, device))?;
         sync(device);
         let prepared_at = Instant::now();
         optimisation_step(

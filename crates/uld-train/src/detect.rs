@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use tch::Device;
 use uld_core::{Box2, Result};
-use uld_data::loader::{Dataset, DeepLesionDataset, Loader, LoaderConfig, TrainBatch};
+use uld_data::loader::{
+    Dataset, DeepLesionDataset, KeyImage, Loader, LoaderConfig, TrainBatch, ViewMode,
+};
+use uld_data::sample::SampleConfig;
 use uld_model::Detector;
 
 use crate::batch::ReadyImages;
+use crate::step::Precision;
 
 /// The detections of one key image, best first, in original pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,31 +35,43 @@ pub struct ItemDetections {
     pub scores: Vec<f32>,
 }
 
-/// Detects on every image of `dataset` (whose views must be `Plain`).
-pub fn detect_dataset(
-    detector: &dyn Detector,
-    dataset: Arc<DeepLesionDataset>,
-    batch_size: usize,
-    workers: usize,
-    device: Device,
-) -> Result<Vec<KeyImageDetections>> {
-    let items = detect_items(
-        detector,
-        dataset.clone(),
-        batch_size,
-        workers,
-        device,
-        &mut |_| {},
-    )?;
-    Ok(items
-        .into_iter()
-        .map(|d| KeyImageDetections {
-            index: d.index,
-            file_name: dataset.images()[d.index].file_name.clone(),
-            boxes: d.boxes,
-            scores: d.scores,
-        })
-        .collect())
+/// How detection runs: sample building, batch size, threads, device and
+/// the precision of the forward passes.
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    pub sample: SampleConfig,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub device: Device,
+    pub size_divisor: usize,
+    pub precision: Precision,
+}
+
+impl DetectSettings {
+    fn dataset(&self, images: Vec<KeyImage>) -> Result<Arc<DeepLesionDataset>> {
+        let mut d = DeepLesionDataset::new(images, self.sample.clone(), ViewMode::Plain, 0)?;
+        d.size_divisor = self.size_divisor;
+        Ok(Arc::new(d))
+    }
+
+    /// Detects on every key image.
+    pub fn detect(
+        &self,
+        detector: &dyn Detector,
+        images: Vec<KeyImage>,
+    ) -> Result<Vec<KeyImageDetections>> {
+        let dataset = self.dataset(images)?;
+        let items = detect_items(detector, dataset.clone(), self, &mut |_| {})?;
+        Ok(items
+            .into_iter()
+            .map(|d| KeyImageDetections {
+                index: d.index,
+                file_name: dataset.images()[d.index].file_name.clone(),
+                boxes: d.boxes,
+                scores: d.scores,
+            })
+            .collect())
+    }
 }
 
 /// Detects on every item of any dataset of plain views, in batches built on
@@ -64,14 +80,13 @@ pub fn detect_dataset(
 pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
     detector: &dyn Detector,
     dataset: Arc<D>,
-    batch_size: usize,
-    workers: usize,
-    device: Device,
+    settings: &DetectSettings,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<ItemDetections>> {
+    let device = settings.device;
     let config = LoaderConfig {
-        batch_size,
-        workers,
+        batch_size: settings.batch_size,
+        workers: settings.workers,
         prefetch: 2,
         seed: 0,
         shuffle: false,
@@ -82,7 +97,8 @@ pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
     for batch in loader.epoch(0) {
         let batch = batch?;
         let view = batch.view(0)?;
-        let predictions = detector.predict(&view.images_on(device));
+        let images = view.images_on(device);
+        let predictions = settings.precision.run(device, || detector.predict(&images));
         for ((&index, target), dets) in batch.indices.iter().zip(&view.targets).zip(predictions) {
             let back = target.to_view.inverse();
             let [w, h] = target.size;

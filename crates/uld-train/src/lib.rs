@@ -39,7 +39,7 @@ pub mod validation;
 
 pub use checkpoint::{latest_step, load_latest, save_checkpoint};
 pub use config::{Mode, TrainConfig};
-pub use detect::{ItemDetections, KeyImageDetections, detect_dataset, detect_items};
+pub use detect::{DetectSettings, ItemDetections, KeyImageDetections, detect_items};
 pub use ema::ema_update;
 pub use metrics::MetricsLog;
 pub use mining::{MiningConfig, PseudoLabels, merge_pseudo_labels};

@@ -10,8 +10,8 @@ use uld_core::{Box2, Result};
 use uld_data::loader::KeyImage;
 use uld_model::Detector;
 
+use crate::detect::DetectSettings;
 use crate::mining::{MiningConfig, merge_pseudo_labels};
-use crate::validate::DetectSettings;
 
 /// The score from which reports count a teacher's candidates as mined when
 /// its run learns none (`tau_high` 1) or a higher threshold.

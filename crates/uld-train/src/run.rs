@@ -17,12 +17,13 @@ use uld_eval::read_harvester;
 use uld_model::BuildDetector;
 
 use crate::config::{Mode, TrainConfig};
+use crate::detect::DetectSettings;
 use crate::objective::{
     CompleteAnnotations, Mining, Objective, Supervised, complete_from_manifest,
 };
 use crate::reviewed::{ExtraLabels, add_reviewed};
 use crate::trainer::{Observer, Outcome, Student, train};
-use crate::validate::{DetectSettings, SplitValidator, keyslice_truth, subvolumes};
+use crate::validate::{SplitValidator, keyslice_truth, subvolumes};
 use crate::validation::Validator;
 
 /// The boxes training images carry.
@@ -143,6 +144,7 @@ pub fn detect_settings<D: BuildDetector>(config: &TrainConfig, device: Device) -
         workers: config.loader.workers,
         device,
         size_divisor: D::size_divisor(&config.model),
+        precision: config.precision,
     }
 }
 

@@ -16,9 +16,9 @@ use uld_data::reorient::AxisMap;
 use uld_data::sample::{SampleConfig, VolumeSource, build_sample};
 use uld_model::Detector;
 
-use crate::detect::detect_items;
+use crate::detect::{DetectSettings, detect_items};
 use crate::tracklets::{SliceDetection, Tracklet, link_tracklets};
-use crate::validate::{DetectSettings, LINK_IOU};
+use crate::validate::LINK_IOU;
 
 /// The chosen slices of one volume, re-indexed by an [`AxisMap`] slice by
 /// slice (the volume is shared, never copied), as a dataset of plain views.
@@ -239,14 +239,7 @@ pub fn detect_scan(
         settings.sample.clone(),
         settings.size_divisor,
     )?);
-    let items = detect_items(
-        detector,
-        dataset.clone(),
-        settings.batch_size,
-        settings.workers,
-        settings.device,
-        progress,
-    )?;
+    let items = detect_items(detector, dataset.clone(), settings, progress)?;
     let mut detections = Vec::new();
     for item in items {
         let slice = map.other_slice(dataset.slice_of(item.index), dims) as u32;
@@ -377,6 +370,7 @@ mod tests {
             workers: 0,
             device: tch::Device::Cpu,
             size_divisor: 8,
+            precision: crate::Precision::Fp32,
         };
         let detector = FirstSpot {
             threshold: f64::from(config().normalization.apply(500.0)),
@@ -401,6 +395,69 @@ mod tests {
         // Shown LPS-ordered, the first spot is the one at source (30, 20);
         // its box [x, x + 2] comes back as [x - 2, x] in source indices.
         assert_eq!(t.boxes[0].bbox, uld_core::Box2::new(28.0, 18.0, 30.0, 20.0));
+    }
+
+    /// One box per image, scored 1 when its convolution ran in bf16 (as
+    /// autocast runs it) and 0 in fp32.
+    struct PrecisionProbe;
+
+    impl Detector for PrecisionProbe {
+        fn loss(
+            &self,
+            _: &tch::Tensor,
+            _: &[uld_model::ImageTargets],
+            _: bool,
+        ) -> uld_model::LossTerms {
+            unreachable!("detection only")
+        }
+
+        fn predict(&self, images: &tch::Tensor) -> Vec<Vec<uld_model::Detection>> {
+            let (n, c, _, _) = images.size4().unwrap();
+            let kernel = tch::Tensor::ones([1, c, 1, 1], (tch::Kind::Float, images.device()));
+            let out = images.conv2d(&kernel, None::<tch::Tensor>, 1, 0, 1, 1);
+            let score = if out.kind() == tch::Kind::BFloat16 {
+                1.0
+            } else {
+                0.0
+            };
+            let one = uld_model::Detection {
+                bbox: uld_core::Box2::new(1.0, 1.0, 5.0, 5.0),
+                score,
+            };
+            vec![vec![one]; n as usize]
+        }
+    }
+
+    #[test]
+    fn detection_runs_at_the_settings_precision_and_fp32_again_after() {
+        let scores = |precision| {
+            let settings = DetectSettings {
+                sample: config(),
+                batch_size: 2,
+                workers: 0,
+                device: tch::Device::Cpu,
+                size_divisor: 8,
+                precision,
+            };
+            let (tracklets, _) =
+                detect_scan(&PrecisionProbe, volume(), &[], &settings, &mut |_| {}).unwrap();
+            let mut scores: Vec<f32> = tracklets
+                .iter()
+                .flat_map(|t| t.boxes.iter().map(|d| d.score))
+                .collect();
+            scores.dedup();
+            scores
+        };
+        assert_eq!(
+            scores(crate::Precision::Bf16),
+            [1.0],
+            "a bf16 run detects in bf16"
+        );
+        assert_eq!(
+            scores(crate::Precision::Fp32),
+            [0.0],
+            "autocast is off again"
+        );
     }
 
     #[test]

@@ -18,9 +18,10 @@ use uld_eval::DetectionSet;
 use uld_eval::scan_detections::{Lesion, ScanReport};
 use uld_model::Detector;
 
+use crate::detect::DetectSettings;
 use crate::scan::{SliceRanges, detect_scan};
 use crate::scan_outputs::{scan_report, write_label_map, write_overlays};
-use crate::validate::{DetectSettings, push_tracklets};
+use crate::validate::push_tracklets;
 
 /// Which files a scan gets beside its JSON.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@
 //! images take the step one process would take on the N x B images.
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{Device, Tensor};
 use uld_core::Result;
 use uld_distributed::ProcessGroup;
 use uld_model::autocast::{AutocastKind, with_autocast};
@@ -40,6 +40,17 @@ impl Precision {
             Self::Fp32 => None,
             Self::Fp16 => Some(AutocastKind::Fp16),
             Self::Bf16 => Some(AutocastKind::Bf16),
+        }
+    }
+
+    /// Runs `f`, whose forward passes run on `device`, at this precision:
+    /// under autocast for fp16 and bf16. Training, the teacher's
+    /// predictions and detection all go through here, so a run detects at
+    /// the precision it trained at.
+    pub fn run<T>(self, device: Device, f: impl FnOnce() -> T) -> T {
+        match self.autocast() {
+            Some(kind) => with_autocast(device, kind, f),
+            None => f(),
         }
     }
 }
@@ -109,12 +120,7 @@ pub fn forward_loss(
     targets: &[ImageTargets],
     precision: Precision,
 ) -> uld_model::LossTerms {
-    match precision.autocast() {
-        Some(kind) => with_autocast(images.device(), kind, || {
-            detector.loss(images, targets, true)
-        }),
-        None => detector.loss(images, targets, true),
-    }
+    precision.run(images.device(), || detector.loss(images, targets, true))
 }
 
 /// Loss, backward, gradient averaging over `ranks` (when several train

@@ -229,7 +229,10 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                 break;
             }
             let batch = batch?;
-            let prepared = objective.prepare(step, &batch, device)?;
+            // The teacher predicts at the run's precision, as the student trains.
+            let prepared = config
+                .precision
+                .run(device, || objective.prepare(step, &batch, device))?;
             let lr = config.schedule.lr_at(step);
             let outcome = optimisation_step(
                 detector,

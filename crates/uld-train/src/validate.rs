@@ -4,14 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::json;
-use tch::Device;
 use uld_core::Result;
 use uld_data::deeplesion::{LesionRecord, SeriesFolder};
-use uld_data::loader::{DeepLesionDataset, KeyImage, ViewMode};
-use uld_data::sample::SampleConfig;
+use uld_data::loader::KeyImage;
 use uld_eval::gt::subvolume_range;
 use uld_eval::sources::keyslice_row;
 use uld_eval::{
@@ -20,44 +17,12 @@ use uld_eval::{
 };
 use uld_model::Detector;
 
-use crate::detect::{KeyImageDetections, detect_dataset};
+use crate::detect::{DetectSettings, KeyImageDetections};
 use crate::tracklets::{SliceDetection, Tracklet, link_tracklets};
 use crate::validation::{Validation, Validator};
 
 /// IoU at which boxes on neighbouring slices are one lesion.
 pub const LINK_IOU: f32 = 0.5;
-
-/// How detection runs: sample building, batch size, threads, device.
-#[derive(Debug, Clone)]
-pub struct DetectSettings {
-    pub sample: SampleConfig,
-    pub batch_size: usize,
-    pub workers: usize,
-    pub device: Device,
-    pub size_divisor: usize,
-}
-
-impl DetectSettings {
-    fn dataset(&self, images: Vec<KeyImage>) -> Result<Arc<DeepLesionDataset>> {
-        let mut d = DeepLesionDataset::new(images, self.sample.clone(), ViewMode::Plain, 0)?;
-        d.size_divisor = self.size_divisor;
-        Ok(Arc::new(d))
-    }
-
-    pub fn detect(
-        &self,
-        detector: &dyn Detector,
-        images: Vec<KeyImage>,
-    ) -> Result<Vec<KeyImageDetections>> {
-        detect_dataset(
-            detector,
-            self.dataset(images)?,
-            self.batch_size,
-            self.workers,
-            self.device,
-        )
-    }
-}
 
 /// Key-image detections as a detection set (keys are `File_name`s).
 pub fn keyslice_detection_set(dets: &[KeyImageDetections]) -> DetectionSet {

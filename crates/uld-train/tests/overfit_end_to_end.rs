@@ -13,8 +13,8 @@ use uld_data::deeplesion::{LesionRecord, read_dl_info};
 use uld_data::loader::{KeyImage, NoisyPolicy, ViewMode};
 use uld_data::synth::{Preset, generate};
 use uld_model::FcosDetector;
+use uld_train::detect::DetectSettings;
 use uld_train::run::{detect_settings, training_dataset};
-use uld_train::validate::DetectSettings;
 use uld_train::{Decay, Silent, Student, Supervised, TrainConfig, train};
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {

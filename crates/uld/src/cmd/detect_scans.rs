@@ -13,10 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::scan::ScanOptions;
 use uld_model::Detector;
 use uld_train::TrainedDetector;
+use uld_train::detect::DetectSettings;
 use uld_train::scan::SliceRanges;
 use uld_train::scan_run::{ScanDetections, ScanOutputOptions, ScanRun, chosen_slices};
 use uld_train::shard::Shard;
-use uld_train::validate::DetectSettings;
 
 /// Lesions named with slice and score in a scan's line.
 const TOP_LESIONS: usize = 3;
