@@ -33,7 +33,8 @@ pub struct TrainConfig {
     /// Intra-op threads on CPU; 0 keeps libtorch's default.
     pub threads: i32,
     /// `fp32`; `bf16` mixed precision; or `fp16` mixed precision with loss
-    /// scaling (CUDA only).
+    /// scaling (CUDA only). The teacher's predictions and detection run at
+    /// it too.
     #[serde(default)]
     pub precision: Precision,
     pub seed: u64,

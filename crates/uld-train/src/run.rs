@@ -144,7 +144,7 @@ pub fn detect_settings<D: BuildDetector>(config: &TrainConfig, device: Device) -
         workers: config.loader.workers,
         device,
         size_divisor: D::size_divisor(&config.model),
-        precision: config.precision,
+        precision: config.precision.for_device(device),
     }
 }
 

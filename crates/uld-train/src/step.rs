@@ -43,6 +43,15 @@ impl Precision {
         }
     }
 
+    /// The precision to detect at on `device`: fp16 needs CUDA (as in
+    /// training), so an fp16 run detects in fp32 elsewhere.
+    pub fn for_device(self, device: Device) -> Self {
+        match self {
+            Self::Fp16 if !device.is_cuda() => Self::Fp32,
+            other => other,
+        }
+    }
+
     /// Runs `f`, whose forward passes run on `device`, at this precision:
     /// under autocast for fp16 and bf16. Training, the teacher's
     /// predictions and detection all go through here, so a run detects at
@@ -200,6 +209,13 @@ fn group_losses(terms: &LossTerms, group: &ProcessGroup) -> Result<(LossValues, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fp16_run_detects_in_fp32_off_cuda() {
+        assert_eq!(Precision::Fp16.for_device(Device::Cpu), Precision::Fp32);
+        assert_eq!(Precision::Fp16.for_device(Device::Cuda(0)), Precision::Fp16);
+        assert_eq!(Precision::Bf16.for_device(Device::Cpu), Precision::Bf16);
+    }
 
     #[test]
     fn the_scale_backs_off_on_overflow_and_grows_after_good_steps() {
