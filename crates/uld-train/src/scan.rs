@@ -300,6 +300,18 @@ mod tests {
         );
     }
 
+    /// Detection on the CPU in batches of 2, on the calling thread.
+    fn settings(precision: crate::Precision) -> DetectSettings {
+        DetectSettings {
+            sample: config(),
+            batch_size: 2,
+            workers: 0,
+            device: tch::Device::Cpu,
+            size_divisor: 8,
+            precision,
+        }
+    }
+
     /// Reports one box around the first pixel (row-major) of the key
     /// channel above `threshold`: which of two spots it finds depends on
     /// the orientation of the image it is shown.
@@ -364,14 +376,7 @@ mod tests {
         let volume = Volume::new([nx, ny, nz], [1.0, 1.0, 2.0], data)
             .unwrap()
             .with_world(world);
-        let settings = DetectSettings {
-            sample: config(),
-            batch_size: 2,
-            workers: 0,
-            device: tch::Device::Cpu,
-            size_divisor: 8,
-            precision: crate::Precision::Fp32,
-        };
+        let settings = settings(crate::Precision::Fp32);
         let detector = FirstSpot {
             threshold: f64::from(config().normalization.apply(500.0)),
         };
@@ -431,16 +436,14 @@ mod tests {
     #[test]
     fn detection_runs_at_the_settings_precision_and_fp32_again_after() {
         let scores = |precision| {
-            let settings = DetectSettings {
-                sample: config(),
-                batch_size: 2,
-                workers: 0,
-                device: tch::Device::Cpu,
-                size_divisor: 8,
-                precision,
-            };
-            let (tracklets, _) =
-                detect_scan(&PrecisionProbe, volume(), &[], &settings, &mut |_| {}).unwrap();
+            let (tracklets, _) = detect_scan(
+                &PrecisionProbe,
+                volume(),
+                &[],
+                &settings(precision),
+                &mut |_| {},
+            )
+            .unwrap();
             let mut scores: Vec<f32> = tracklets
                 .iter()
                 .flat_map(|t| t.boxes.iter().map(|d| d.score))
