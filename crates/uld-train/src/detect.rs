@@ -35,8 +35,8 @@ pub struct ItemDetections {
     pub scores: Vec<f32>,
 }
 
-/// How detection runs: sample building, batch size, threads, device and
-/// the precision of the forward passes.
+/// How detection runs: sample building, batch size, loader and libtorch
+/// threads, device and the precision of the forward passes.
 #[derive(Debug, Clone)]
 pub struct DetectSettings {
     pub sample: SampleConfig,
@@ -45,6 +45,10 @@ pub struct DetectSettings {
     pub device: Device,
     pub size_divisor: usize,
     pub precision: Precision,
+    /// libtorch's intra-op CPU threads (the run's `threads`); 0 keeps its
+    /// default, one per core, which on a busy machine spins more than it
+    /// computes.
+    pub threads: i32,
 }
 
 impl DetectSettings {
@@ -84,6 +88,9 @@ pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<ItemDetections>> {
     let device = settings.device;
+    if settings.threads > 0 {
+        tch::set_num_threads(settings.threads);
+    }
     let config = LoaderConfig {
         batch_size: settings.batch_size,
         workers: settings.workers,

@@ -145,6 +145,7 @@ pub fn detect_settings<D: BuildDetector>(config: &TrainConfig, device: Device) -
         device,
         size_divisor: D::size_divisor(&config.model),
         precision: config.precision.for_device(device),
+        threads: config.threads,
     }
 }
 

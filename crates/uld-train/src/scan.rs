@@ -309,6 +309,7 @@ mod tests {
             device: tch::Device::Cpu,
             size_divisor: 8,
             precision,
+            threads: 0,
         }
     }
 

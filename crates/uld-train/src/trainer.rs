@@ -280,8 +280,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
                 observer.step(&log);
                 (window_start, window_samples, window_steps) = (Instant::now(), 0, 0);
             }
-            let validate_now =
-                step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
+            let validate_now = config.validates_at(step);
             if let (true, Some(v), Some(metrics)) =
                 (validate_now, validator.as_deref_mut(), metrics.as_mut())
             {

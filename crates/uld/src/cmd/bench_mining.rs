@@ -136,9 +136,6 @@ pub fn run(args: &MiningBenchArgs) -> anyhow::Result<()> {
         bar.set_prefix(run.tag(setup.seeds));
         Box::new(ProgressObserver::new(bar)) as Box<dyn Observer + Send>
     })?;
-    if setup.config.threads > 0 {
-        tch::set_num_threads(setup.config.threads);
-    }
     let results = score_runs::<FcosDetector>(&setup, &records, &trained, device)?;
     let summary = Summary::new(&setup, &results, start.elapsed().as_secs_f64());
     print!("{}", summary.table());
