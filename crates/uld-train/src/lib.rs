@@ -10,6 +10,7 @@ pub mod batch;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod config_changes;
 pub mod detect;
 pub mod device;
 pub mod ema;

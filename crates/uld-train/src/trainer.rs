@@ -28,6 +28,7 @@ use uld_model::{BuildDetector, Detector, LossValues, build_detector};
 use crate::batch::ReadyImages;
 use crate::checkpoint::{load_latest, save_checkpoint, write_tensors};
 use crate::config::TrainConfig;
+use crate::config_changes::{SettingChange, setting_changes};
 use crate::device::open_device;
 use crate::metrics::MetricsLog;
 use crate::nan_guard::{NanGuard, Verdict};
@@ -69,6 +70,8 @@ pub trait Observer {
     fn started(&mut self, _first_step: u64, _total: u64) {}
     fn step(&mut self, _log: &StepLog) {}
     fn validated(&mut self, _step: u64, _v: &Validation) {}
+    /// The run resumed at `step` with settings changed since it started.
+    fn resumed_with_changes(&mut self, _step: u64, _changes: &[SettingChange]) {}
     /// The run reached its last step.
     fn finished(&mut self) {}
 }
@@ -86,6 +89,13 @@ struct CheckpointMeta {
     /// The objective's state besides weights (a mining prediction bank).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     objective: Option<serde_json::Value>,
+}
+
+/// The `metrics.jsonl` line of a run resumed with other settings.
+#[derive(Serialize)]
+struct ResumedWithChanges<'a> {
+    step: u64,
+    resumed_with_changes: &'a [SettingChange],
 }
 
 /// What a finished run leaves.
@@ -158,6 +168,9 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     let leader = ranks.is_none_or(ProcessGroup::is_leader);
     let device = store.device();
     let checkpoints = dir.join("checkpoints");
+    // The configuration the run had, to name what a resumed run changed (a
+    // file this version cannot read names nothing).
+    let earlier = TrainConfig::load(&dir.join("config.toml")).ok();
     if leader {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_atomically(&dir.join("config.toml"), |w| {
@@ -200,6 +213,16 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     let mut metrics = leader
         .then(|| MetricsLog::open(dir.join("metrics.jsonl"), resumed_from))
         .transpose()?;
+    if let (Some(step), Some(earlier), Some(metrics)) = (resumed_from, &earlier, metrics.as_mut()) {
+        let changes = setting_changes(earlier, config);
+        if !changes.is_empty() {
+            metrics.log(&ResumedWithChanges {
+                step,
+                resumed_with_changes: &changes,
+            })?;
+            observer.resumed_with_changes(step, &changes);
+        }
+    }
 
     let mut loader = Loader::new(ReadyImages::new(dataset, device), config.loader.clone())?;
     if let Some(group) = ranks {

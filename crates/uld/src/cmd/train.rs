@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uld_data::deeplesion::read_dl_info;
 use uld_distributed::{Rendezvous, launch};
 use uld_model::FcosDetector;
+use uld_train::config_changes::SettingChange;
 use uld_train::mined::MinedScore;
 use uld_train::reviewed::{ExtraLabels, RejectedAs};
 use uld_train::run::{Labels, train_on};
@@ -239,6 +240,14 @@ impl Observer for ProgressObserver {
     fn validated(&mut self, step: u64, v: &Validation) {
         self.bar
             .println(format!("step {step}: validation {}", v.metrics));
+    }
+
+    fn resumed_with_changes(&mut self, step: u64, changes: &[SettingChange]) {
+        let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        self.bar.println(format!(
+            "resumed at step {step} with settings changed since the run started: {}",
+            changes.join("; ")
+        ));
     }
 
     fn finished(&mut self) {
