@@ -46,7 +46,7 @@ impl EvalConfig {
             score_threshold: None,
             bootstrap: Some(BootstrapConfig::default()),
             breakdowns: true,
-            size_edges_mm: vec![10.0, 30.0],
+            size_edges_mm: SIZE_EDGES_MM.to_vec(),
             interval_edges_mm: vec![2.5],
         }
     }
@@ -243,7 +243,12 @@ pub fn compare_evaluations(a: &Evaluation, b: &Evaluation, cfg: &EvalConfig) -> 
     paired_bootstrap(&a.outcomes, &b.outcomes, cfg.spec(), &boot)
 }
 
-fn bin_label(edges: &[f64], v: f64) -> String {
+/// The size bins' edges in mm of long diameter (3DCE's paper: < 10,
+/// 10-30, >= 30 mm).
+pub const SIZE_EDGES_MM: [f64; 2] = [10.0, 30.0];
+
+/// The label of the bin `edges` puts `v` in, e.g. `< 10 mm`, `10-30 mm`.
+pub fn bin_label(edges: &[f64], v: f64) -> String {
     let i = edges.partition_point(|&e| e <= v);
     let fmt = |x: f64| format!("{x}");
     match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
@@ -255,7 +260,7 @@ fn bin_label(edges: &[f64], v: f64) -> String {
 }
 
 /// Bins in edge order, so tables read small to large.
-fn bin_order(edges: &[f64]) -> Vec<String> {
+pub fn bin_order(edges: &[f64]) -> Vec<String> {
     let mut probes: Vec<f64> = vec![f64::NEG_INFINITY];
     probes.extend(edges.iter().copied());
     probes.iter().map(|&p| bin_label(edges, p)).collect()

@@ -71,7 +71,11 @@ pub fn mine_run<D: BuildDetector>(
         let mut score = MinedScore::default();
         let flags = mined
             .iter()
-            .map(|m| score.add(&m.boxes, &images[m.index].boxes, &complete[m.index]))
+            .map(|m| {
+                let image = &images[m.index];
+                let pixel_mm = [image.spacing[0], image.spacing[1]];
+                score.add_sized(&m.boxes, &image.boxes, &complete[m.index], pixel_mm)
+            })
             .collect();
         (score, flags)
     });

@@ -214,6 +214,12 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
         "every prediction is mined at --tau-high 0: {stdout}"
     );
     assert!(stdout.contains("unlabelled lesions"), "{stdout}");
+    assert!(
+        stdout.contains("by size (the extent's longer side): < 10 mm: ")
+            && stdout.contains(", 10-30 mm: ")
+            && stdout.contains(", >= 30 mm: "),
+        "the recall by lesion size: {stdout}"
+    );
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
         text.lines()
