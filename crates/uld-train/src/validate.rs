@@ -109,6 +109,26 @@ pub fn detect_subvolumes(
     subvolumes: &[SubVolume],
     settings: &DetectSettings,
 ) -> Result<DetectionSet> {
+    let slices = detect_slices(detector, subvolumes, settings)?;
+    Ok(link_subvolumes(subvolumes, &slices))
+}
+
+/// The detections on one slice of a sub-volume.
+struct SliceDetections {
+    /// Index of the sub-volume.
+    subvolume: usize,
+    /// 0-based inside the sub-volume.
+    slice: u32,
+    /// Keyed by the slice's `File_name`.
+    detections: KeyImageDetections,
+}
+
+/// Detects on every present slice of each sub-volume.
+fn detect_slices(
+    detector: &dyn Detector,
+    subvolumes: &[SubVolume],
+    settings: &DetectSettings,
+) -> Result<Vec<SliceDetections>> {
     let mut images = Vec::new();
     let mut owner = Vec::new();
     for (v, sub) in subvolumes.iter().enumerate() {
@@ -125,14 +145,30 @@ pub fn detect_subvolumes(
             owner.push((v, png - sub.first_png));
         }
     }
-    let mut per_volume: Vec<Vec<SliceDetection>> = vec![Vec::new(); subvolumes.len()];
-    for image in settings.detect(detector, images)? {
-        let (v, slice) = owner[image.index];
-        for (b, s) in image.boxes.iter().zip(&image.scores) {
-            per_volume[v].push(SliceDetection {
+    Ok(settings
+        .detect(detector, images)?
+        .into_iter()
+        .map(|detections| {
+            let (subvolume, slice) = owner[detections.index];
+            SliceDetections {
+                subvolume,
                 slice,
+                detections,
+            }
+        })
+        .collect())
+}
+
+/// The slices' boxes linked into tracklets, rows keyed by sub-volume.
+fn link_subvolumes(subvolumes: &[SubVolume], slices: &[SliceDetections]) -> DetectionSet {
+    let mut per_volume: Vec<Vec<SliceDetection>> = vec![Vec::new(); subvolumes.len()];
+    for s in slices {
+        let image = &s.detections;
+        for (b, score) in image.boxes.iter().zip(&image.scores) {
+            per_volume[s.subvolume].push(SliceDetection {
+                slice: s.slice,
                 bbox: *b,
-                score: *s,
+                score: *score,
             });
         }
     }
@@ -140,7 +176,7 @@ pub fn detect_subvolumes(
     for (sub, dets) in subvolumes.iter().zip(per_volume) {
         push_tracklets(&mut set, &sub.key, &link_tracklets(&dets, LINK_IOU));
     }
-    Ok(set)
+    set
 }
 
 /// Adds one row per box of each tracklet under `key`, the tracklet's index
@@ -219,7 +255,19 @@ impl SplitValidator {
         detector: &dyn Detector,
         bootstrap: Option<BootstrapConfig>,
     ) -> Result<SplitScores> {
-        let dets = self.settings.detect(detector, self.key_images.clone())?;
+        // A key image is a slice of its lesion's sub-volume: detected there
+        // once, it serves both protocols.
+        let (dets, subvolume_detections) = match &self.harvester {
+            Some((subvolumes, _)) => {
+                let slices = detect_slices(detector, subvolumes, &self.settings)?;
+                let keys = self.key_image_detections(detector, &slices)?;
+                (keys, Some(link_subvolumes(subvolumes, &slices)))
+            }
+            None => (
+                self.settings.detect(detector, self.key_images.clone())?,
+                None,
+            ),
+        };
         let detections = keyslice_detection_set(&dets);
         let evaluation = evaluate(
             &self.keyslice,
@@ -230,9 +278,8 @@ impl SplitValidator {
             detections,
             evaluation,
         };
-        let harvester = match &self.harvester {
-            Some((subvolumes, truth)) => {
-                let detections = detect_subvolumes(detector, subvolumes, &self.settings)?;
+        let harvester = match (&self.harvester, subvolume_detections) {
+            (Some((_, truth)), Some(detections)) => {
                 let evaluation = evaluate(
                     truth,
                     &detections,
@@ -243,12 +290,54 @@ impl SplitValidator {
                     evaluation,
                 })
             }
-            None => None,
+            _ => None,
         };
         Ok(SplitScores {
             keyslice,
             harvester,
         })
+    }
+}
+
+impl SplitValidator {
+    /// The key images' detections, taken from the sub-volume slices that
+    /// are the same images, and detected apart for any that none is.
+    fn key_image_detections(
+        &self,
+        detector: &dyn Detector,
+        slices: &[SliceDetections],
+    ) -> Result<Vec<KeyImageDetections>> {
+        let by_name: HashMap<&str, &KeyImageDetections> = slices
+            .iter()
+            .map(|s| (s.detections.file_name.as_str(), &s.detections))
+            .collect();
+        let mut found = Vec::with_capacity(self.key_images.len());
+        let mut missing = Vec::new();
+        for (index, image) in self.key_images.iter().enumerate() {
+            match by_name.get(image.file_name.as_str()) {
+                Some(d) => found.push(KeyImageDetections {
+                    index,
+                    file_name: image.file_name.clone(),
+                    boxes: d.boxes.clone(),
+                    scores: d.scores.clone(),
+                }),
+                None => missing.push(index),
+            }
+        }
+        if !missing.is_empty() {
+            let images = missing
+                .iter()
+                .map(|&i| self.key_images[i].clone())
+                .collect();
+            for d in self.settings.detect(detector, images)? {
+                found.push(KeyImageDetections {
+                    index: missing[d.index],
+                    ..d
+                });
+            }
+            found.sort_by_key(|d| d.index);
+        }
+        Ok(found)
     }
 }
 
