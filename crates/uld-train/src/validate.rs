@@ -102,17 +102,6 @@ pub fn subvolumes_of_records(root: &Path, records: &[LesionRecord]) -> Vec<SubVo
         .collect()
 }
 
-/// Detects on every present slice of each sub-volume and links the boxes
-/// into tracklets: rows keyed by sub-volume, slices 0-based inside it.
-pub fn detect_subvolumes(
-    detector: &dyn Detector,
-    subvolumes: &[SubVolume],
-    settings: &DetectSettings,
-) -> Result<DetectionSet> {
-    let slices = detect_slices(detector, subvolumes, settings)?;
-    Ok(link_subvolumes(subvolumes, &slices))
-}
-
 /// The detections on one slice of a sub-volume.
 struct SliceDetections {
     /// Index of the sub-volume.
@@ -159,7 +148,8 @@ fn detect_slices(
         .collect())
 }
 
-/// The slices' boxes linked into tracklets, rows keyed by sub-volume.
+/// The slices' boxes linked into tracklets: rows keyed by sub-volume,
+/// slices 0-based inside it.
 fn link_subvolumes(subvolumes: &[SubVolume], slices: &[SliceDetections]) -> DetectionSet {
     let mut per_volume: Vec<Vec<SliceDetection>> = vec![Vec::new(); subvolumes.len()];
     for s in slices {
@@ -255,19 +245,9 @@ impl SplitValidator {
         detector: &dyn Detector,
         bootstrap: Option<BootstrapConfig>,
     ) -> Result<SplitScores> {
-        // A key image is a slice of its lesion's sub-volume: detected there
-        // once, it serves both protocols.
-        let (dets, subvolume_detections) = match &self.harvester {
-            Some((subvolumes, _)) => {
-                let slices = detect_slices(detector, subvolumes, &self.settings)?;
-                let keys = self.key_image_detections(detector, &slices)?;
-                (keys, Some(link_subvolumes(subvolumes, &slices)))
-            }
-            None => (
-                self.settings.detect(detector, self.key_images.clone())?,
-                None,
-            ),
-        };
+        let subvolumes = self.harvester.as_ref().map(|(s, _)| s.as_slice());
+        let (dets, subvolume_detections) =
+            detect_split(detector, &self.key_images, subvolumes, &self.settings)?;
         let detections = keyslice_detection_set(&dets);
         let evaluation = evaluate(
             &self.keyslice,
@@ -299,46 +279,59 @@ impl SplitValidator {
     }
 }
 
-impl SplitValidator {
-    /// The key images' detections, taken from the sub-volume slices that
-    /// are the same images, and detected apart for any that none is.
-    fn key_image_detections(
-        &self,
-        detector: &dyn Detector,
-        slices: &[SliceDetections],
-    ) -> Result<Vec<KeyImageDetections>> {
-        let by_name: HashMap<&str, &KeyImageDetections> = slices
-            .iter()
-            .map(|s| (s.detections.file_name.as_str(), &s.detections))
-            .collect();
-        let mut found = Vec::with_capacity(self.key_images.len());
-        let mut missing = Vec::new();
-        for (index, image) in self.key_images.iter().enumerate() {
-            match by_name.get(image.file_name.as_str()) {
-                Some(d) => found.push(KeyImageDetections {
-                    index,
-                    file_name: image.file_name.clone(),
-                    boxes: d.boxes.clone(),
-                    scores: d.scores.clone(),
-                }),
-                None => missing.push(index),
-            }
+/// Detects on a split's key images and, if given, every slice of its
+/// sub-volumes (linked into tracklets). A key image is a slice of its
+/// lesion's sub-volume: detected there once, it serves both protocols.
+pub fn detect_split(
+    detector: &dyn Detector,
+    key_images: &[KeyImage],
+    subvolumes: Option<&[SubVolume]>,
+    settings: &DetectSettings,
+) -> Result<(Vec<KeyImageDetections>, Option<DetectionSet>)> {
+    let Some(subvolumes) = subvolumes else {
+        return Ok((settings.detect(detector, key_images.to_vec())?, None));
+    };
+    let slices = detect_slices(detector, subvolumes, settings)?;
+    let keys = key_image_detections(detector, key_images, &slices, settings)?;
+    Ok((keys, Some(link_subvolumes(subvolumes, &slices))))
+}
+
+/// The key images' detections, taken from the sub-volume slices that are
+/// the same images, and detected apart for any that none is.
+fn key_image_detections(
+    detector: &dyn Detector,
+    key_images: &[KeyImage],
+    slices: &[SliceDetections],
+    settings: &DetectSettings,
+) -> Result<Vec<KeyImageDetections>> {
+    let by_name: HashMap<&str, &KeyImageDetections> = slices
+        .iter()
+        .map(|s| (s.detections.file_name.as_str(), &s.detections))
+        .collect();
+    let mut found = Vec::with_capacity(key_images.len());
+    let mut missing = Vec::new();
+    for (index, image) in key_images.iter().enumerate() {
+        match by_name.get(image.file_name.as_str()) {
+            Some(d) => found.push(KeyImageDetections {
+                index,
+                file_name: image.file_name.clone(),
+                boxes: d.boxes.clone(),
+                scores: d.scores.clone(),
+            }),
+            None => missing.push(index),
         }
-        if !missing.is_empty() {
-            let images = missing
-                .iter()
-                .map(|&i| self.key_images[i].clone())
-                .collect();
-            for d in self.settings.detect(detector, images)? {
-                found.push(KeyImageDetections {
-                    index: missing[d.index],
-                    ..d
-                });
-            }
-            found.sort_by_key(|d| d.index);
-        }
-        Ok(found)
     }
+    if !missing.is_empty() {
+        let images = missing.iter().map(|&i| key_images[i].clone()).collect();
+        for d in settings.detect(detector, images)? {
+            found.push(KeyImageDetections {
+                index: missing[d.index],
+                ..d
+            });
+        }
+        found.sort_by_key(|d| d.index);
+    }
+    Ok(found)
 }
 
 impl Validator for SplitValidator {

@@ -11,7 +11,7 @@ use uld_data::loader::{KeyImage, NoisyPolicy};
 use uld_model::FcosDetector;
 use uld_train::device::open_device;
 use uld_train::run::detect_settings;
-use uld_train::validate::{detect_subvolumes, keyslice_detection_set, subvolumes_of_records};
+use uld_train::validate::{detect_split, keyslice_detection_set, subvolumes_of_records};
 use uld_train::{Weights, load_trained_with};
 
 use super::detect_scans::{self, ScanArgs};
@@ -77,13 +77,17 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let key_images = KeyImage::from_records(data, &rows, NoisyPolicy::Keep);
-    let dets = settings.detect(&trained.detector, key_images)?;
+    let subvolumes = (!args.key_images_only).then(|| subvolumes_of_records(data, &rows));
+    let (dets, subvolume_set) = detect_split(
+        &trained.detector,
+        &key_images,
+        subvolumes.as_deref(),
+        &settings,
+    )?;
     let keyslice = args.out.join("keyslice_detections.csv");
     keyslice_detection_set(&dets).write(&keyslice)?;
     println!("{} key images -> {}", dets.len(), keyslice.display());
-    if !args.key_images_only {
-        let subvolumes = subvolumes_of_records(data, &rows);
-        let set = detect_subvolumes(&trained.detector, &subvolumes, &settings)?;
+    if let (Some(subvolumes), Some(set)) = (subvolumes, subvolume_set) {
         let path = args.out.join("subvolume_detections.csv");
         set.write(&path)?;
         println!("{} sub-volumes -> {}", subvolumes.len(), path.display());
