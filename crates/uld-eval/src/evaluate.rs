@@ -247,9 +247,14 @@ pub fn compare_evaluations(a: &Evaluation, b: &Evaluation, cfg: &EvalConfig) -> 
 /// 10-30, >= 30 mm).
 pub const SIZE_EDGES_MM: [f64; 2] = [10.0, 30.0];
 
+/// The index of the bin `edges` puts `v` in (0: below the first edge).
+pub fn bin_index(edges: &[f64], v: f64) -> usize {
+    edges.partition_point(|&e| e <= v)
+}
+
 /// The label of the bin `edges` puts `v` in, e.g. `< 10 mm`, `10-30 mm`.
 pub fn bin_label(edges: &[f64], v: f64) -> String {
-    let i = edges.partition_point(|&e| e <= v);
+    let i = bin_index(edges, v);
     let fmt = |x: f64| format!("{x}");
     match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
         (None, Some(&hi)) => format!("< {} mm", fmt(hi)),

@@ -14,6 +14,7 @@ use uld_model::bench::sync;
 
 use crate::batch::{ReadyBatch, ReadyImages};
 use crate::config::TrainConfig;
+use crate::device::use_threads;
 use crate::objective::Objective;
 use crate::optim::Optimizer;
 use crate::step::{LossScaler, optimisation_step};
@@ -91,9 +92,7 @@ pub fn time_training_steps<D: BuildDetector, S: Dataset<Batch = TrainBatch>>(
     warmup: usize,
     steps: usize,
 ) -> Result<StepTimings> {
-    if config.threads > 0 {
-        tch::set_num_threads(config.threads);
-    }
+    use_threads(config.threads);
     let student = Student::<D>::new(config)?;
     objective.begin(&student.store)?;
     let device = student.store.device();

@@ -13,6 +13,7 @@ use uld_data::sample::SampleConfig;
 use uld_model::Detector;
 
 use crate::batch::ReadyImages;
+use crate::device::use_threads;
 use crate::step::Precision;
 
 /// The detections of one key image, best first, in original pixels.
@@ -45,9 +46,9 @@ pub struct DetectSettings {
     pub device: Device,
     pub size_divisor: usize,
     pub precision: Precision,
-    /// libtorch's intra-op CPU threads (the run's `threads`); 0 keeps its
-    /// default, one per core, which on a busy machine spins more than it
-    /// computes.
+    /// libtorch's intra-op CPU threads (the run's `threads`,
+    /// [`use_threads`]); its default, one per core, spins more than it
+    /// computes on a busy machine.
     pub threads: i32,
 }
 
@@ -88,9 +89,7 @@ pub fn detect_items<D: Dataset<Batch = TrainBatch>>(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<ItemDetections>> {
     let device = settings.device;
-    if settings.threads > 0 {
-        tch::set_num_threads(settings.threads);
-    }
+    use_threads(settings.threads);
     let config = LoaderConfig {
         batch_size: settings.batch_size,
         workers: settings.workers,

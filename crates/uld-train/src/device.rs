@@ -18,6 +18,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// Sets libtorch's intra-op CPU threads to a run's `threads`; 0 keeps
+/// libtorch's default (one per core).
+pub fn use_threads(threads: i32) {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+}
+
 /// The device, checked to exist on this machine.
 pub fn open_device(name: &str) -> Result<Device> {
     let device = parse_device(name)?;

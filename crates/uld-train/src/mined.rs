@@ -9,7 +9,7 @@ use serde::Serialize;
 use uld_core::{Box2, Result};
 use uld_data::loader::KeyImage;
 use uld_data::synth::BOX_PADDING_PX;
-use uld_eval::evaluate::{SIZE_EDGES_MM, bin_order};
+use uld_eval::evaluate::{SIZE_EDGES_MM, bin_index, bin_order};
 use uld_model::Detector;
 
 use crate::detect::DetectSettings;
@@ -90,7 +90,7 @@ impl FoundBySize {
     fn add(&mut self, lesion: &Box2, found: bool, pixel_mm: [f64; 2]) {
         let side = |px: f32, mm: f64| (px - 2.0 * BOX_PADDING_PX).max(0.0) as f64 * mm;
         let size = side(lesion.width(), pixel_mm[0]).max(side(lesion.height(), pixel_mm[1]));
-        let bin = SIZE_EDGES_MM.partition_point(|&edge| edge <= size);
+        let bin = bin_index(&SIZE_EDGES_MM, size);
         self.unlabelled[bin] += 1;
         self.found[bin] += usize::from(found);
     }
@@ -124,25 +124,10 @@ impl FoundBySize {
 
 impl MinedScore {
     /// Adds one image: its `mined` and `labelled` boxes and `complete`
-    /// annotations, all in the same pixels. Returns, per mined box, whether
-    /// it is an unlabelled lesion.
-    pub fn add(&mut self, mined: &[Box2], labelled: &[Box2], complete: &[Box2]) -> Vec<bool> {
-        self.add_with(mined, labelled, complete, None)
-    }
-
-    /// [`add`](Self::add), also counting the unlabelled lesions by size:
-    /// `pixel_mm` is the image's pixel size in mm (x, y).
-    pub fn add_sized(
-        &mut self,
-        mined: &[Box2],
-        labelled: &[Box2],
-        complete: &[Box2],
-        pixel_mm: [f64; 2],
-    ) -> Vec<bool> {
-        self.add_with(mined, labelled, complete, Some(pixel_mm))
-    }
-
-    fn add_with(
+    /// annotations, all in the same pixels, and, to count the unlabelled
+    /// lesions by size, the image's pixel size in mm (x, y). Returns, per
+    /// mined box, whether it is an unlabelled lesion.
+    pub fn add(
         &mut self,
         mined: &[Box2],
         labelled: &[Box2],
@@ -240,6 +225,7 @@ mod tests {
             &[b(50.0, 51.0), b(0.0, 0.0), b(200.0, 200.0)],
             &labelled,
             &complete,
+            None,
         );
         assert_eq!(truth, vec![true, false, false]);
         assert_eq!(
@@ -269,7 +255,12 @@ mod tests {
             sized(100.0, 25.0, 30.0),
             sized(200.0, 60.0, 12.0),
         ];
-        score.add_sized(&[complete[1], complete[2]], &[], &complete, [0.8, 1.5]);
+        score.add(
+            &[complete[1], complete[2]],
+            &[],
+            &complete,
+            Some([0.8, 1.5]),
+        );
         assert_eq!(score.by_size.unlabelled, [1, 0, 2]);
         assert_eq!(score.by_size.found, [0, 0, 2]);
         assert!(

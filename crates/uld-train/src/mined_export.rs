@@ -74,7 +74,7 @@ pub fn mine_run<D: BuildDetector>(
             .map(|m| {
                 let image = &images[m.index];
                 let pixel_mm = [image.spacing[0], image.spacing[1]];
-                score.add_sized(&m.boxes, &image.boxes, &complete[m.index], pixel_mm)
+                score.add(&m.boxes, &image.boxes, &complete[m.index], Some(pixel_mm))
             })
             .collect();
         (score, flags)

@@ -250,6 +250,8 @@ impl<D: Detector> Objective for Mining<D> {
                     &mined,
                     &labelled,
                     complete.get(item).map_or(&[][..], Vec::as_slice),
+                    // The step's log keeps the totals only.
+                    None,
                 );
             }
             pseudo_count += pseudo.boxes.len();

@@ -29,7 +29,7 @@ use crate::batch::ReadyImages;
 use crate::checkpoint::{load_latest, save_checkpoint, write_tensors};
 use crate::config::TrainConfig;
 use crate::config_changes::{SettingChange, setting_changes};
-use crate::device::open_device;
+use crate::device::{open_device, use_threads};
 use crate::metrics::MetricsLog;
 use crate::nan_guard::{NanGuard, Verdict};
 use crate::objective::Objective;
@@ -156,9 +156,7 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     if dataset.is_empty() {
         return Err(Error::invalid("training data", "no training images"));
     }
-    if config.threads > 0 {
-        tch::set_num_threads(config.threads);
-    }
+    use_threads(config.threads);
     let Student {
         store,
         detector,
@@ -170,7 +168,9 @@ pub fn train<D: Detector, S: Dataset<Batch = TrainBatch>>(
     let checkpoints = dir.join("checkpoints");
     // The configuration the run had, to name what a resumed run changed (a
     // file this version cannot read names nothing).
-    let earlier = TrainConfig::load(&dir.join("config.toml")).ok();
+    let earlier = leader
+        .then(|| TrainConfig::load(&dir.join("config.toml")).ok())
+        .flatten();
     if leader {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_atomically(&dir.join("config.toml"), |w| {

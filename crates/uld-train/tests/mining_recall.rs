@@ -138,7 +138,7 @@ fn unlabelled_recall(
             .take(BUDGET)
             .copied()
             .collect();
-        score.add(&others, labelled, &complete[d.index]);
+        score.add(&others, labelled, &complete[d.index], None);
     }
     score
 }
