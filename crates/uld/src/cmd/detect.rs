@@ -60,6 +60,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let trained =
         load_trained_with::<FcosDetector>(&args.model, device, Weights::Best, &args.overrides)?;
     let settings = detect_settings::<FcosDetector>(&trained.config, device);
+    super::train::warn_if_slow(settings.precision, device);
     let Some(data) = &args.data else {
         return detect_scans::run(&args.scans, &args.scan, &trained, &settings, &args.out);
     };

@@ -10,10 +10,11 @@ use uld_data::deeplesion::read_dl_info;
 use uld_distributed::{Rendezvous, launch};
 use uld_model::FcosDetector;
 use uld_train::config_changes::SettingChange;
+use uld_train::device::{cpu_has_bf16, parse_device, slow_precision_warning};
 use uld_train::mined::MinedScore;
 use uld_train::reviewed::{ExtraLabels, RejectedAs};
 use uld_train::run::{Labels, train_on};
-use uld_train::{Mode, Observer, StepLog, TrainConfig, Validation};
+use uld_train::{Mode, Observer, Precision, StepLog, TrainConfig, Validation};
 
 /// Which training configuration to use: a preset or a file, and overrides.
 #[derive(Args)]
@@ -50,7 +51,18 @@ impl ConfigArgs {
         }
         // Validates the result, overrides or none.
         config.set_all(self.overrides.iter().map(String::as_str))?;
+        if let Ok(device) = parse_device(&config.device) {
+            warn_if_slow(config.precision, device);
+        }
         Ok(config)
+    }
+}
+
+/// Tells the user, on stderr, when a run's precision is emulated on this
+/// CPU and so much slower than fp32.
+pub fn warn_if_slow(precision: Precision, device: tch::Device) {
+    if let Some(warning) = slow_precision_warning(precision, device, cpu_has_bf16()) {
+        eprintln!("warning: {warning}");
     }
 }
 
