@@ -17,7 +17,7 @@ use crate::mined::{MinedImage, MinedScore, mine_key_images};
 use crate::mining::MiningConfig;
 use crate::mirror::MirrorConsistent;
 use crate::run::{complete_annotations, detect_settings, training_images};
-use crate::trained::{Weights, load_trained_weights};
+use crate::trained::{TrainedDetector, Weights, load_trained_weights};
 
 /// The mined lesions of a run on its training images.
 pub struct MinedRun {
@@ -52,6 +52,17 @@ pub fn mine_run<D: BuildDetector>(
     tau_high: Option<f32>,
 ) -> Result<MinedRun> {
     let trained = load_trained_weights::<D>(run, device, weights)?;
+    mine_trained(data, records, &trained, device, tau_high)
+}
+
+/// [`mine_run`] with weights already loaded.
+pub fn mine_trained<D: BuildDetector>(
+    data: &Path,
+    records: &[LesionRecord],
+    trained: &TrainedDetector<D>,
+    device: Device,
+    tau_high: Option<f32>,
+) -> Result<MinedRun> {
     let mut mining: MiningConfig = trained.config.mining.clone();
     if let Some(t) = tau_high {
         mining.tau_high = t;

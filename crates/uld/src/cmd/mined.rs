@@ -2,14 +2,16 @@
 //! key images (its confident predictions that are not annotated lesions,
 //! by the run's own merge rule), exported as `DL_info.csv` rows for review.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use uld_data::deeplesion::read_dl_info;
+use uld_data::deeplesion::{LesionRecord, read_dl_info};
 use uld_model::FcosDetector;
 use uld_train::Weights;
 use uld_train::device::open_device;
-use uld_train::mined_export::{MinedRows, mine_run};
+use uld_train::mined_export::{MinedRows, MinedRun, mine_trained};
+use uld_train::run::detect_settings;
+use uld_train::trained::load_trained_weights;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WeightsArg {
@@ -60,17 +62,32 @@ pub struct MinerArgs {
     pub device: String,
 }
 
+impl MinerArgs {
+    /// Mines the training key images of `data` with the run in `model`,
+    /// warning first when the run's precision is slow on this CPU.
+    pub fn mine(
+        &self,
+        data: &Path,
+        records: &[LesionRecord],
+        model: &Path,
+    ) -> anyhow::Result<MinedRun> {
+        let device = open_device(&self.device)?;
+        let trained = load_trained_weights::<FcosDetector>(model, device, self.weights.into())?;
+        let settings = detect_settings::<FcosDetector>(&trained.config, device);
+        super::train::warn_if_slow(settings.precision, device);
+        Ok(mine_trained(
+            data,
+            records,
+            &trained,
+            device,
+            self.tau_high,
+        )?)
+    }
+}
+
 pub fn run(args: &MinedArgs) -> anyhow::Result<()> {
-    let device = open_device(&args.miner.device)?;
     let records = read_dl_info(args.data.join("DL_info.csv"))?;
-    let mined = mine_run::<FcosDetector>(
-        &args.data,
-        &records,
-        &args.model,
-        args.miner.weights.into(),
-        device,
-        args.miner.tau_high,
-    )?;
+    let mined = args.miner.mine(&args.data, &records, &args.model)?;
     let rows = MinedRows::new(&mined, &records)?;
     rows.write(&args.out)?;
     println!(

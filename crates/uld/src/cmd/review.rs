@@ -9,11 +9,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use uld_data::deeplesion::read_dl_info;
 use uld_data::synth::{MANIFEST_FILE, Manifest};
-use uld_model::FcosDetector;
 use uld_review::candidates::rank;
 use uld_review::{ReviewData, ReviewState, read_mined, serve};
-use uld_train::device::open_device;
-use uld_train::mined_export::{MinedRows, mine_run};
+use uld_train::mined_export::MinedRows;
 
 use crate::cmd::mined::MinerArgs;
 
@@ -50,14 +48,7 @@ pub fn run(args: &ReviewArgs) -> anyhow::Result<()> {
         (Some(mined), _) => read_mined(mined)?,
         (None, Some(model)) => {
             let records = read_dl_info(args.data.join("DL_info.csv"))?;
-            let mined = mine_run::<FcosDetector>(
-                &args.data,
-                &records,
-                model,
-                args.miner.weights.into(),
-                open_device(&args.miner.device)?,
-                args.miner.tau_high,
-            )?;
+            let mined = args.miner.mine(&args.data, &records, model)?;
             let rows = MinedRows::new(&mined, &records)?;
             rank(
                 rows.records
