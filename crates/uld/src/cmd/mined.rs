@@ -10,7 +10,6 @@ use uld_model::FcosDetector;
 use uld_train::Weights;
 use uld_train::device::open_device;
 use uld_train::mined_export::{MinedRows, MinedRun, mine_trained};
-use uld_train::run::detect_settings;
 use uld_train::trained::load_trained_weights;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,8 +72,7 @@ impl MinerArgs {
     ) -> anyhow::Result<MinedRun> {
         let device = open_device(&self.device)?;
         let trained = load_trained_weights::<FcosDetector>(model, device, self.weights.into())?;
-        let settings = detect_settings::<FcosDetector>(&trained.config, device);
-        super::train::warn_if_slow(settings.precision, device);
+        super::train::warn_if_slow(trained.config.precision, device);
         Ok(mine_trained(
             data,
             records,
