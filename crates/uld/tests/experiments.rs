@@ -249,6 +249,22 @@ fn the_demo_writes_its_report_and_the_run_exports_its_mined_lesions() {
         reviewed.to_str().unwrap(),
     ]);
     assert!(review.contains(&format!("\"total\":{count}")), "{review}");
+    // `uld review --model` mines the same lesions itself.
+    let mined_by_review = served_review(&[
+        "review",
+        "--model",
+        out.join("run").to_str().unwrap(),
+        "--tau-high",
+        "0",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        dir.path().join("reviewed_from_model.csv").to_str().unwrap(),
+    ]);
+    assert!(
+        mined_by_review.contains(&format!("\"total\":{count}")),
+        "{mined_by_review}"
+    );
     // ... a reviewer accepts some and rejects others (here through the
     // library the page's requests call) ...
     let candidates = uld_review::read_mined(&csv).unwrap();
